@@ -1,0 +1,1 @@
+"""Tracking, correlation and incident rules: pure functions over numpy arrays, no I/O."""

@@ -1,0 +1,1 @@
+"""Frames, projection, sectors, border."""

@@ -1,0 +1,1 @@
+"""The Kafka service around the fusion core: consume, publish, commit, metrics, CLI."""

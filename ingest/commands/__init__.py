@@ -1,0 +1,1 @@
+"""One module per `borderfuse` subcommand; each exposes register(subparsers)."""

@@ -1,0 +1,12 @@
+"""`borderfuse publish` (placeholder until its issue lands)."""
+import sys
+
+
+def register(sub):
+    p = sub.add_parser("publish", help="(not implemented yet)")
+    p.set_defaults(func=_run)
+
+
+def _run(args):
+    print("borderfuse publish: not implemented yet", file=sys.stderr)
+    return 2

@@ -1,0 +1,12 @@
+"""`borderfuse record` (placeholder until its issue lands)."""
+import sys
+
+
+def register(sub):
+    p = sub.add_parser("record", help="(not implemented yet)")
+    p.set_defaults(func=_run)
+
+
+def _run(args):
+    print("borderfuse record: not implemented yet", file=sys.stderr)
+    return 2

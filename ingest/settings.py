@@ -1,0 +1,151 @@
+"""The one typed settings object. Nothing else in borderfuse reads the environment.
+
+Sources, later wins: built-in defaults, a TOML file (`--config FILE`), then environment
+variables `BORDERFUSE_<SECTION>__<FIELD>` (e.g. `BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS`).
+Every value is validated at load time; errors name the bad key.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_GEO_DIR = PACKAGE_ROOT / "geo" / "data"
+DEFAULT_SCHEMAS_DIR = PACKAGE_ROOT / "sensors" / "schemas"
+DEFAULT_RULES_FILE = PACKAGE_ROOT / "fusion" / "rules.toml"
+ENV_PREFIX = "BORDERFUSE_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+def _positive(instance, attribute, value):
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _port(instance, attribute, value):
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be a TCP port 0..65535, got {value!r}")
+
+
+@attrs.frozen(slots=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str = "borderfuse"
+    client_id: str = "borderfuse"
+    poll_max_records: int = attrs.field(default=2000, validator=_positive)
+    poll_timeout_ms: int = attrs.field(default=200, validator=_positive)
+
+
+@attrs.frozen(slots=True)
+class BrokerSettings:
+    """The development broker started by `borderfuse broker` and the tests."""
+
+    kafka_version: str = "4.1.1"
+    cache_dir: Path = attrs.field(default=Path.home() / ".cache" / "borderfuse", converter=Path)
+    state_dir: Path = attrs.field(default=Path.home() / ".local" / "state" / "borderfuse" / "broker", converter=Path)
+    port: int = attrs.field(default=9092, validator=_port)
+    heap_mb: int = attrs.field(default=512, validator=_positive)
+
+
+@attrs.frozen(slots=True)
+class IcdSettings:
+    """Where the geography and schemas come from: another deployment brings its own."""
+
+    geo_dir: Path = attrs.field(default=DEFAULT_GEO_DIR, converter=Path)
+    schemas_dir: Path = attrs.field(default=DEFAULT_SCHEMAS_DIR, converter=Path)
+
+
+@attrs.frozen(slots=True)
+class FusionSettings:
+    rules_file: Path = attrs.field(default=DEFAULT_RULES_FILE, converter=Path)
+    allowed_lateness_s: float = attrs.field(default=12.0, validator=_positive)
+    duplicate_window_s: float = attrs.field(default=60.0, validator=_positive)
+
+
+@attrs.frozen(slots=True)
+class MetricsSettings:
+    port: int = attrs.field(default=9108, validator=_port)
+    host: str = "127.0.0.1"
+
+
+@attrs.frozen(slots=True)
+class Settings:
+    kafka: KafkaSettings = KafkaSettings()
+    broker: BrokerSettings = BrokerSettings()
+    icd: IcdSettings = IcdSettings()
+    fusion: FusionSettings = FusionSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+
+_SECTION_TYPES = {
+    "kafka": KafkaSettings,
+    "broker": BrokerSettings,
+    "icd": IcdSettings,
+    "fusion": FusionSettings,
+    "metrics": MetricsSettings,
+}
+
+
+def _coerce(section: str, name: str, raw: Any, target_type: Any) -> Any:
+    type_name = target_type if isinstance(target_type, str) else getattr(target_type, "__name__", str(target_type))
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "Path":
+            return Path(raw).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{section}.{name}: expected {type_name}, got {raw!r}") from exc
+
+
+def _build(values: Mapping[str, Mapping[str, Any]]) -> Settings:
+    sections = {}
+    for section, cls in _SECTION_TYPES.items():
+        fields = {f.name: f for f in attrs.fields(cls)}
+        given = values.get(section, {})
+        unknown = set(given) - set(fields)
+        if unknown:
+            raise SettingsError(f"{section}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(fields)}")
+        kwargs = {k: _coerce(section, k, v, fields[k].type) for k, v in given.items()}
+        try:
+            sections[section] = cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{section}: {exc}") from exc
+    return Settings(**sections)
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file at `path` (if any), then BORDERFUSE_* variables."""
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+        for section, body in data.items():
+            if section not in _SECTION_TYPES:
+                raise SettingsError(f"{path}: unknown section [{section}]; known: {', '.join(_SECTION_TYPES)}")
+            if not isinstance(body, dict):
+                raise SettingsError(f"{path}: [{section}] must be a table")
+            values.setdefault(section, {}).update(body)
+    env = os.environ if environ is None else environ
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX):].lower().partition("__")
+        if section not in _SECTION_TYPES:
+            raise SettingsError(f"environment {key}: unknown section {section!r}")
+        values.setdefault(section, {})[name] = raw
+    return _build(values)

@@ -1,0 +1,1 @@
+"""Decode each ICD feed into validated observations in the shared frame."""
