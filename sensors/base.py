@@ -35,12 +35,12 @@ def _finite(instance, attribute, value):
 
 
 def _cov2(instance, attribute, value):
-    if value.shape != (2, 2) or not np.all(np.isfinite(value)):
+    if value.shape != (2, 2) or not np.isfinite(value).all():
         raise ValueError(f"{attribute.name} must be a finite 2x2 matrix")
 
 
 def _vec2_or_none(instance, attribute, value):
-    if value is not None and (value.shape != (2,) or not np.all(np.isfinite(value))):
+    if value is not None and (value.shape != (2,) or not np.isfinite(value).all()):
         raise ValueError(f"{attribute.name} must be a finite 2-vector or None")
 
 
@@ -85,14 +85,35 @@ class Observation:
 
 
 class DecodeError(Exception):
-    """A record that must go to the dead-letter topic. `kind` is a short stable reason code."""
+    """A record that must go to the dead-letter topic. `kind` is a short stable reason code.
+
+    `reason` says what was wrong (field name and value); `field` names the field when there is
+    one. The location (topic, partition, offset) may be given at construction or added later by
+    `locate(record)`; str(error) is the reason followed by the location.
+    """
 
     kind = "decode_error"
 
-    def __init__(self, message: str, *, topic: str | None = None, offset: int | None = None):
-        where = f" ({topic}@{offset})" if topic is not None else ""
-        super().__init__(f"{message}{where}")
+    def __init__(self, message: str, *, topic: str | None = None, offset: int | None = None,
+                 partition: int | None = None, field: str | None = None):
+        super().__init__(message)
         self.reason = message
+        self.field = field
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+    def locate(self, record: "RawRecord") -> "DecodeError":
+        """Attach the record's topic/partition/offset (unless already set); returns self."""
+        if self.topic is None:
+            self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
+        return self
+
+    def __str__(self) -> str:
+        if self.topic is None:
+            return self.reason
+        part = f"[{self.partition}]" if self.partition is not None else ""
+        return f"{self.reason} ({self.topic}{part}@{self.offset})"
 
 
 class FramingError(DecodeError):
@@ -128,7 +149,21 @@ class OversizedFieldError(DecodeError):
 
 
 class EmptyValueError(DecodeError):
+    """A required value is empty or null (empty sensor id, empty plate, null record value...)."""
+
     kind = "empty_value"
+
+
+class OutOfRangeError(DecodeError):
+    """A value outside its schema's range (confidence outside 0..1, bearing outside 0..360, speed < 0...)."""
+
+    kind = "out_of_range"
+
+
+class UnknownTopicError(DecodeError):
+    """A record from a topic no decoder handles."""
+
+    kind = "unknown_topic"
 
 
 class Decoder(Protocol):
