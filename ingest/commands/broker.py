@@ -1,12 +1,113 @@
-"""`borderfuse broker` (placeholder until its issue lands)."""
+"""`borderfuse broker start|stop|status`: the development Kafka broker (see ingest/broker.py).
+
+By hand the broker runs detached; its pid and port are kept in files under settings
+broker.state_dir, which also holds its data and logs.
+"""
+from __future__ import annotations
+
+import signal
 import sys
+import time
+from pathlib import Path
+
+from ingest.broker import LOOPBACK, BrokerError, KafkaBroker, answers_metadata, is_kafka_pid, stop_pid
+
+PID_FILE = "broker.pid"
+PORT_FILE = "broker.port"
 
 
 def register(sub):
-    p = sub.add_parser("broker", help="(not implemented yet)")
+    p = sub.add_parser("broker", help="start, stop or query the development Kafka broker",
+                       description="A single-node Kafka (KRaft) broker on 127.0.0.1 for development and "
+                       "tests. Jars are fetched once with mvn into settings broker.cache_dir; data, logs, "
+                       "pid and port files live in settings broker.state_dir.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    start = actions.add_parser("start", help="start the broker (detached) and print its bootstrap address")
+    start.add_argument("--port", type=int, metavar="PORT",
+                       help="listener port on 127.0.0.1 (default: settings broker.port; 0 picks a free one)")
+    start.add_argument("--foreground", action="store_true",
+                       help="stay in the foreground; Ctrl-C or SIGTERM stops the broker")
+    actions.add_parser("stop", help="stop the broker started by `broker start`")
+    actions.add_parser("status", help="say whether the broker runs and answers (exit 0) or not (exit 1)")
     p.set_defaults(func=_run)
 
 
-def _run(args):
-    print("borderfuse broker: not implemented yet", file=sys.stderr)
-    return 2
+def _read_state(state_dir: Path) -> tuple[int | None, int | None]:
+    def read_int(name: str) -> int | None:
+        try:
+            return int((state_dir / name).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    return read_int(PID_FILE), read_int(PORT_FILE)
+
+
+def _clear_state(state_dir: Path) -> None:
+    for name in (PID_FILE, PORT_FILE):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def _run(args) -> int:
+    state_dir = args.settings.broker.state_dir
+    try:
+        return {"start": _start, "stop": _stop, "status": _status}[args.action](args, state_dir)
+    except BrokerError as exc:
+        print(f"borderfuse broker: {exc}", file=sys.stderr)
+        return 1
+
+
+def _start(args, state_dir: Path) -> int:
+    pid, port = _read_state(state_dir)
+    if pid is not None and is_kafka_pid(pid):
+        print(f"borderfuse broker: already running (pid {pid}) at {LOOPBACK}:{port}", file=sys.stderr)
+        print(f"{LOOPBACK}:{port}")
+        return 0
+    broker = KafkaBroker.from_settings(args.settings.broker, port=args.port)
+    broker.start(detach=not args.foreground)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / PID_FILE).write_text(f"{broker.pid}\n")
+    (state_dir / PORT_FILE).write_text(f"{broker.port}\n")
+    print(broker.bootstrap, flush=True)
+    if not args.foreground:
+        broker.detach()
+        return 0
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        while broker.is_running():  # also ends when `broker stop` from another shell kills the JVM
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+        _clear_state(state_dir)
+    print("borderfuse broker: stopped", file=sys.stderr)
+    return 0
+
+
+def _stop(args, state_dir: Path) -> int:
+    pid, _ = _read_state(state_dir)
+    if pid is None or not is_kafka_pid(pid):
+        _clear_state(state_dir)
+        print("borderfuse broker: not running")
+        return 0
+    stop_pid(pid)
+    _clear_state(state_dir)
+    print(f"borderfuse broker: stopped (pid {pid})")
+    return 0
+
+
+def _status(args, state_dir: Path) -> int:
+    pid, port = _read_state(state_dir)
+    if pid is None or not is_kafka_pid(pid):
+        print("borderfuse broker: not running")
+        return 1
+    bootstrap = f"{LOOPBACK}:{port}"
+    if not answers_metadata(bootstrap):
+        print(f"borderfuse broker: pid {pid} is running but does not answer at {bootstrap}")
+        return 1
+    print(f"borderfuse broker: running (pid {pid}) at {bootstrap}")
+    return 0

@@ -1,0 +1,406 @@
+"""A real single-node Kafka broker (KRaft, broker+controller in one JVM) on loopback.
+
+Used by `borderfuse broker`, the demo and the integration tests. The jars come from Maven
+Central through this machine's `mvn` (over ingest/kafka/pom.xml) and are cached in
+`<cache_dir>/kafka-<version>/libs`; a marker file is written only once the download is
+complete, so an interrupted download is redone. Each broker owns a data dir holding its
+config, KRaft log dirs, the ports it chose and its log files; `stop()` then `start()` on the
+same data dir brings the same broker (same topics, same port) back.
+"""
+from __future__ import annotations
+
+import base64
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import attrs
+
+POM_FILE = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+LOOPBACK = "127.0.0.1"
+COMPLETE_MARKER = ".complete"
+_PR_SET_PDEATHSIG = 1
+
+Log = Callable[[str], None]
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be fetched, started or stopped; the message says what to do."""
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- jars
+
+
+def kafka_home(cache_dir: Path, version: str) -> Path:
+    return Path(cache_dir) / f"kafka-{version}"
+
+
+def fetch_kafka(version: str, cache_dir: Path, log: Log = _stderr) -> Path:
+    """Return the dir of Kafka `version`'s jars, downloading them with `mvn` unless cached."""
+    home = kafka_home(cache_dir, version)
+    libs = home / "libs"
+    if (home / COMPLETE_MARKER).exists():
+        return libs
+    home.parent.mkdir(parents=True, exist_ok=True)
+    # Two processes (e.g. setup.sh and a test run) may fetch at once: one downloads, the other waits.
+    with open(home.parent / f"kafka-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (home / COMPLETE_MARKER).exists():
+            return libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError(f"`mvn` not found on PATH: install Maven (apt-get install -y maven) so the "
+                              f"Kafka {version} jars can be fetched into {home}")
+        shutil.rmtree(home, ignore_errors=True)
+        libs.mkdir(parents=True)
+        log(f"broker: fetching Kafka {version} jars from Maven Central into {libs} ...")
+        started = time.monotonic()
+        cmd = [mvn, "-B", "-q", "-f", str(POM_FILE), f"-Dkafka.version={version}",
+               "dependency:copy-dependencies", f"-DoutputDirectory={libs}"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            lines = [ln for ln in (result.stdout + result.stderr).splitlines() if "ERROR" in ln] or ["(no output)"]
+            raise BrokerError(f"downloading Kafka {version} jars with mvn failed (exit {result.returncode}): "
+                              f"{lines[0].strip()[:300]} -- check access to Maven Central and that "
+                              f"org.apache.kafka:kafka_2.13:{version} exists, then retry")
+        if not (libs / f"kafka_2.13-{version}.jar").exists():
+            raise BrokerError(f"mvn finished but {libs} has no kafka_2.13-{version}.jar; delete {home} and retry")
+        (home / COMPLETE_MARKER).write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
+        log(f"broker: fetched Kafka {version} ({len(list(libs.glob('*.jar')))} jars) "
+            f"in {time.monotonic() - started:.1f} s (cold start)")
+    return libs
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: a just-stopped broker's TIME_WAIT connections do not make its port "taken".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        return True
+
+
+def reachable(bootstrap: str, timeout_s: float = 0.5) -> bool:
+    """True when any of the comma-separated `host:port`s accepts a TCP connection.
+
+    Check this before making a kafka-python client: kafka-python 3.0.12 leaks a socket per
+    refused connect attempt (ResourceWarning) and waits out its bootstrap timeout.
+    """
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or LOOPBACK, int(port)), timeout=timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request and lists itself."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    if not reachable(bootstrap):
+        return False
+    admin = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                                 bootstrap_timeout_ms=int(timeout_s * 1000), client_id="borderfuse-probe")
+        admin.list_topics()
+        return bool(admin.describe_cluster().get("brokers"))
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        if admin is not None:
+            admin.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when the parent dies (a killed pytest leaves no JVM)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def is_kafka_pid(pid: int) -> bool:
+    """True when `pid` is a live Kafka JVM (guards against signalling a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and pid_alive(pid)
+
+
+def stop_pid(pid: int, timeout_s: float = 30.0, wait: Callable[[float], bool] | None = None) -> None:
+    """SIGTERM, wait up to `timeout_s`, then SIGKILL. `wait(t)` -> exited? (children use Popen.wait)."""
+    def default_wait(t: float) -> bool:
+        deadline = time.monotonic() + t
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return True
+            time.sleep(0.1)
+        return not pid_alive(pid)
+
+    wait = wait or default_wait
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if not wait(timeout_s):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        wait(10.0)
+
+
+# --------------------------------------------------------------------------- config
+
+_LOG4J2 = """\
+# Quiet: the broker logs to {log_file}, warnings only (plus the start line).
+status = error
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = FILE
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+"""
+
+
+def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": 1,
+        "controller.quorum.voters": f"1@{LOOPBACK}:{controller_port}",
+        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dirs),
+        # Test-friendly: explicit topics only, single replica everywhere, no rebalance delay.
+        "auto.create.topics.enable": "false",
+        "num.partitions": 1,
+        "default.replication.factor": 1,
+        "offsets.topic.replication.factor": 1,
+        "offsets.topic.num.partitions": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "share.coordinator.state.topic.replication.factor": 1,
+        "share.coordinator.state.topic.min.isr": 1,
+        "group.initial.rebalance.delay.ms": 0,
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+@attrs.define
+class KafkaBroker:
+    """A Kafka broker process owned by this Python process (or detached, for `broker start`).
+
+    `port=0` picks a free port on first start and keeps it (stored in the data dir) for restarts.
+    """
+
+    version: str
+    cache_dir: Path = attrs.field(converter=Path)
+    data_dir: Path = attrs.field(converter=Path)
+    port: int = 0
+    heap_mb: int = 512
+    die_with_parent: bool = True
+    log: Log = _stderr
+    controller_port: int = attrs.field(default=0, init=False)
+    fetch_s: float | None = attrs.field(default=None, init=False)
+    start_s: float | None = attrs.field(default=None, init=False)
+    _proc: subprocess.Popen | None = attrs.field(default=None, init=False)
+
+    @classmethod
+    def from_settings(cls, broker_settings, data_dir: Path | None = None, port: int | None = None,
+                      **kwargs) -> "KafkaBroker":
+        return cls(version=broker_settings.kafka_version, cache_dir=broker_settings.cache_dir,
+                   data_dir=data_dir or broker_settings.state_dir,
+                   port=broker_settings.port if port is None else port,
+                   heap_mb=broker_settings.heap_mb, **kwargs)
+
+    @property
+    def bootstrap(self) -> str:
+        if not self.port:
+            raise BrokerError("broker has no port yet: call start() first")
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.data_dir / "jvm.out"
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self, timeout_s: float = 120.0, detach: bool = False) -> "KafkaBroker":
+        """Fetch (if needed), format (first time), start and wait until it answers metadata.
+
+        `detach=True` puts the JVM in its own session without the parent-death signal, so it
+        outlives this process (`borderfuse broker start`).
+        """
+        if self.is_running():
+            return self
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError("`java` not found on PATH: Kafka needs a Java 17+ runtime "
+                              "(apt-get install -y openjdk-17-jre-headless)")
+        started = time.monotonic()
+        cold = not (kafka_home(self.cache_dir, self.version) / COMPLETE_MARKER).exists()
+        libs = fetch_kafka(self.version, self.cache_dir, self.log)
+        self.fetch_s = time.monotonic() - started
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._choose_ports()
+        classpath = f"{libs}/*"
+        props_file = self.data_dir / "server.properties"
+        log_dirs = self.data_dir / "kraft-logs"
+        props_file.write_text(server_properties(self.port, self.controller_port, log_dirs))
+        log4j_file = self.data_dir / "log4j2.properties"
+        log4j_file.write_text(_LOG4J2.format(log_file=self.log_file))
+        jvm = [java, f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 128)}m", "-Djava.awt.headless=true",
+               f"-Dlog4j2.configurationFile={log4j_file}", f"-Dkafka.logs.dir={self.data_dir}",
+               "-cp", classpath]
+        if not (log_dirs / "meta.properties").exists():
+            self._format(jvm, props_file)
+        with open(self.stdout_file, "ab") as out:
+            self._proc = subprocess.Popen(
+                [*jvm, "kafka.Kafka", str(props_file)], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=detach,
+                preexec_fn=None if detach else (_die_with_parent if self.die_with_parent else None))
+        try:
+            self._wait_ready(started, timeout_s)
+        except BaseException:
+            self.stop()  # no half-started JVM left behind (e.g. Ctrl-C while waiting)
+            raise
+        self.start_s = time.monotonic() - started - self.fetch_s
+        fetched = f"; jar download {self.fetch_s:.1f} s" if cold else ""
+        self.log(f"broker: Kafka {self.version} up at {self.bootstrap} (pid {self.pid}) in "
+                 f"{self.start_s:.1f} s ({'cold' if cold else 'warm'} start{fetched})")
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM, wait, SIGKILL fallback. Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+
+        def wait(t: float) -> bool:
+            try:
+                proc.wait(t)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+
+        stop_pid(proc.pid, timeout_s, wait)
+
+    def detach(self) -> int:
+        """Forget the (detached) process so this Python process can exit; returns its pid."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise BrokerError("no broker process to detach")
+        proc.returncode = 0  # we no longer own it: silence Popen's "still running" warning
+        return proc.pid
+
+    # ---------------------------------------------------------------- internals
+
+    def _choose_ports(self) -> None:
+        ports_file = self.data_dir / "ports.json"
+        saved = json.loads(ports_file.read_text()) if ports_file.exists() else {}
+        if not self.port:
+            self.port = saved.get("port") or free_port()
+        if not port_is_free(self.port):
+            raise BrokerError(f"port {self.port} on {LOOPBACK} is taken (another broker? try "
+                              f"`borderfuse broker stop` or pick another with --port)")
+        self.controller_port = saved.get("controller_port") or 0
+        if not self.controller_port or self.controller_port == self.port or not port_is_free(self.controller_port):
+            self.controller_port = free_port()
+        ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
+
+    def _format(self, jvm: list[str], props_file: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                 "-c", str(props_file), "--ignore-formatted"],
+                                capture_output=True, text=True, cwd=self.data_dir)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise BrokerError(f"formatting the KRaft storage in {self.data_dir} failed: {tail[0][:300]} "
+                              f"-- delete {self.data_dir / 'kraft-logs'} and retry")
+
+    def _wait_ready(self, started: float, timeout_s: float) -> None:
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise BrokerError(f"the Kafka JVM exited with code {code} while starting: "
+                                  f"{self._failure_hint()} (logs: {self.stdout_file}, {self.log_file})")
+            if answers_metadata(self.bootstrap, timeout_s=2.0):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise BrokerError(f"the broker did not answer on {self.bootstrap} within {timeout_s:.0f} s "
+                          f"(logs: {self.stdout_file}, {self.log_file})")
+
+    def _failure_hint(self) -> str:
+        lines: list[str] = []
+        for path in (self.stdout_file, self.log_file):
+            if path.exists():
+                lines += [ln for ln in path.read_text(errors="replace").splitlines()
+                          if "ERROR" in ln or "Exception" in ln or "Error" in ln]
+        return lines[-1].strip()[:300] if lines else "no error in the logs"

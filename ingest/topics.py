@@ -1,0 +1,120 @@
+"""The ICD's topics: eight input feeds, a dead-letter topic per feed, the compacted hotlist and
+one incident topic per sector (read from the sectors file, so another deployment brings its own)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import attrs
+
+from ingest.broker import reachable
+
+INPUT_TOPICS = (
+    "pl.radar.plots",
+    "pl.camera.detections",
+    "pl.uav.detections",
+    "pl.anpr.reads",
+    "de.radar.tracks",
+    "de.camera.detections",
+    "de.uav.detections",
+    "de.anpr.reads",
+)
+HOTLIST_TOPIC = "shared.hotlist"
+DLQ_SUFFIX = ".dlq"
+INCIDENT_TOPIC_PREFIX = "incidents."
+
+
+class TopicsError(RuntimeError):
+    """The topic list could not be built or created; the message says where."""
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of an input topic (ICD: `<input topic>.dlq`)."""
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def _positive(instance, attribute, value):
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
+
+
+@attrs.frozen(slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = attrs.field(default=1, validator=_positive)
+    configs: tuple[tuple[str, str], ...] = ()
+
+
+def sector_topics(geo_dir: Path) -> dict[str, str]:
+    """{sector id: incident topic} from `<geo_dir>/sectors.geojson` (`properties.topic`, else incidents.<id>)."""
+    path = Path(geo_dir) / "sectors.geojson"
+    try:
+        features = json.loads(path.read_text())["features"]
+    except FileNotFoundError as exc:
+        raise TopicsError(f"sectors file {path} does not exist") from exc
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TopicsError(f"sectors file {path} is not a GeoJSON FeatureCollection: {exc}") from exc
+    topics = {}
+    for index, feature in enumerate(features):
+        props = feature.get("properties") or {}
+        sector_id = props.get("id")
+        if not isinstance(sector_id, str) or not sector_id:
+            raise TopicsError(f"sectors file {path}: feature {index} has no string properties.id")
+        topics[sector_id] = props.get("topic") or f"{INCIDENT_TOPIC_PREFIX}{sector_id}"
+    return topics
+
+
+def icd_topics(geo_dir: Path, partitions: int = 1, prefix: str = "") -> list[TopicSpec]:
+    """Every topic the ICD names, for the sectors in `geo_dir`; `prefix` is prepended to each
+    name (tests sharing one broker, cf. settings service.topic_prefix)."""
+    names = [*INPUT_TOPICS, *(dlq_topic(t) for t in INPUT_TOPICS), *sector_topics(geo_dir).values()]
+    specs = [TopicSpec(prefix + name, partitions) for name in names]
+    specs.append(TopicSpec(prefix + HOTLIST_TOPIC, partitions, (("cleanup.policy", "compact"),)))
+    return specs
+
+
+def _admin(bootstrap: str, timeout_s: float):
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    error = f"cannot reach Kafka at {bootstrap} (is the broker running? `borderfuse broker start`)"
+    if not reachable(bootstrap):
+        raise TopicsError(error)
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="borderfuse-topics",
+                                request_timeout_ms=int(timeout_s * 1000),
+                                bootstrap_timeout_ms=int(timeout_s * 1000))
+    except KafkaError as exc:
+        raise TopicsError(f"{error}: {exc!r}") from exc
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created (existing ones are fine)."""
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = _admin(bootstrap, timeout_s)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1,
+                            topic_configs=dict(s.configs)) for s in missing]
+            try:
+                admin.create_topics(new, timeout_ms=int(timeout_s * 1000), wait_for_metadata=True)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by someone else: fine
+            except KafkaError as exc:
+                raise TopicsError(f"creating topics {', '.join(s.name for s in missing)} on {bootstrap} "
+                                  f"failed: {exc!r}") from exc
+        return [s.name for s in missing]
+    finally:
+        admin.close()
+
+
+def list_topics(bootstrap: str, timeout_s: float = 30.0) -> list[str]:
+    admin = _admin(bootstrap, timeout_s)
+    try:
+        return sorted(admin.list_topics())
+    finally:
+        admin.close()

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh Debian 12 machine of the CI kind: .venv with python3.11 and the
+# project (editable, with test extras), java + mvn checks, the prometheus package (promtool for
+# the alert-rule tests; no service is started), and the Kafka jars for the test broker.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*" >&2; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+
+# --- tools the broker needs (checked first: cheap, and the clearest failure)
+command -v java >/dev/null || die "java not found: install a Java 17+ runtime (apt-get install -y openjdk-17-jre-headless)"
+command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install -y maven); it fetches the Kafka jars"
+
+# --- Debian packages
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "prometheus is missing and we are not root: apt-get install -y prometheus"
+        SUDO="sudo"
+    fi
+    say "installing the prometheus package (promtool, prometheus) ..."
+    $SUDO apt-get update -q
+    # RUNLEVEL=1 and policy-rc.d (if present) keep the package's service from being started.
+    $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends prometheus
+fi
+
+# --- virtualenv
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found: the project needs Python 3.11"
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+# Re-install only when pyproject.toml changed since the last successful install.
+STAMP=".venv/.borderfuse-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$STAMP" ]; then
+    say "installing borderfuse (editable, with test extras) into .venv ..."
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    rm -f .venv/.borderfuse-installed-*
+    touch "$STAMP"
+fi
+
+# --- Kafka jars for the development/test broker (cached per machine; no-op when cached)
+.venv/bin/python - <<'PY'
+import sys
+from ingest.broker import BrokerError, fetch_kafka
+from ingest.settings import load_settings
+
+broker = load_settings().broker
+try:
+    libs = fetch_kafka(broker.kafka_version, broker.cache_dir)
+except BrokerError as exc:
+    sys.exit(f"setup: ERROR: {exc}")
+print(f"setup: Kafka {broker.kafka_version} jars in {libs}", file=sys.stderr)
+PY
+say "done"

@@ -1,0 +1,175 @@
+"""KafkaBroker: jar cache, clear errors, start/stop/restart of a real broker, `borderfuse broker`."""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.broker import (
+    COMPLETE_MARKER, BrokerError, KafkaBroker, answers_metadata, fetch_kafka, is_kafka_pid, kafka_home,
+    server_properties,
+)
+from ingest.commands import broker as broker_command
+from ingest.settings import load_settings
+
+VERSION = load_settings().broker.kafka_version
+
+
+def _path_with(tmp_path: Path, *tools: str) -> str:
+    """A PATH holding only links to the named tools (to simulate missing java / mvn)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in tools:
+        target = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        (bin_dir / tool).symlink_to(target)
+    return str(bin_dir)
+
+
+def _fake_tool(tmp_path: Path, name: str, script: str) -> str:
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(f"#!/bin/sh\n{script}\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return str(bin_dir)
+
+
+def test_warm_fetch_uses_the_cache_without_mvn(kafka_broker, monkeypatch, tmp_path):
+    # The session broker has filled the cache; with no mvn on PATH the jars still come from it.
+    cache_dir = load_settings().broker.cache_dir
+    monkeypatch.setenv("PATH", _path_with(tmp_path, "java"))
+    libs = fetch_kafka(VERSION, cache_dir)
+    assert (libs / f"kafka_2.13-{VERSION}.jar").is_file()
+
+
+def test_half_download_is_redone(monkeypatch, tmp_path):
+    home = kafka_home(tmp_path, VERSION)
+    (home / "libs").mkdir(parents=True)
+    (home / "libs" / "partial.jar").write_bytes(b"")  # no marker: an interrupted download
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BrokerError, match="`mvn` not found on PATH"):
+        fetch_kafka(VERSION, tmp_path, log=lambda m: None)
+
+
+def test_failed_download_says_so_and_leaves_no_marker(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", _fake_tool(tmp_path, "mvn", "echo '[ERROR] Could not resolve dependencies'; exit 1"))
+    with pytest.raises(BrokerError, match=r"downloading Kafka .* failed \(exit 1\): \[ERROR\] Could not resolve"):
+        fetch_kafka(VERSION, tmp_path / "cache", log=lambda m: None)
+    assert not (kafka_home(tmp_path / "cache", VERSION) / COMPLETE_MARKER).exists()
+
+
+def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", _path_with(tmp_path, "mvn"))
+    broker = KafkaBroker(VERSION, tmp_path / "cache", tmp_path / "data", log=lambda m: None)
+    with pytest.raises(BrokerError, match=r"`java` not found on PATH: Kafka needs a Java 17"):
+        broker.start()
+
+
+def test_taken_port_is_one_clear_error(kafka_broker, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        broker = KafkaBroker(VERSION, kafka_broker.cache_dir, tmp_path / "data", port=port, log=lambda m: None)
+        with pytest.raises(BrokerError, match=rf"port {port} on 127.0.0.1 is taken"):
+            broker.start()
+        assert not broker.is_running()
+
+
+@pytest.mark.parametrize("port, controller_port", [(9092, 9093), (40001, 40002)])
+def test_server_properties_are_loopback_single_node_and_test_friendly(tmp_path, port, controller_port):
+    props = dict(line.split("=", 1) for line in server_properties(port, controller_port, tmp_path).splitlines())
+    assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    assert props["controller.quorum.voters"] == f"1@127.0.0.1:{controller_port}"
+    assert props["log.dirs"] == str(tmp_path)
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["offsets.topic.replication.factor"] == props["transaction.state.log.min.isr"] == "1"
+
+
+@pytest.mark.integration
+def test_session_broker_answers_metadata(kafka_broker):
+    assert kafka_broker.is_running()
+    assert answers_metadata(kafka_broker.bootstrap)
+    assert kafka_broker.bootstrap.startswith("127.0.0.1:")
+
+
+@pytest.mark.integration
+def test_stop_then_start_keeps_port_and_data(kafka_broker_factory):
+    from ingest.topics import TopicSpec, ensure_topics, list_topics
+
+    broker = kafka_broker_factory()
+    bootstrap, first_pid = broker.bootstrap, broker.pid
+    ensure_topics(bootstrap, [TopicSpec("restart.check")])
+    broker.stop()
+    assert not broker.is_running() and not is_kafka_pid(first_pid)
+    assert not answers_metadata(bootstrap, timeout_s=1.0)
+    broker.stop()  # a second stop is harmless
+    messages: list[str] = []
+    broker.log = messages.append
+    broker.start()
+    assert broker.bootstrap == bootstrap and broker.pid != first_pid
+    assert "restart.check" in list_topics(bootstrap)
+    assert "warm start" in messages[-1] and broker.fetch_s < 1.0
+
+
+def _broker_cli(args: list[str], state_dir: Path) -> int:
+    """Run `borderfuse broker ...` in-process with its state in `state_dir`."""
+    parser = argparse.ArgumentParser()
+    broker_command.register(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(["broker", *args])
+    ns.settings = load_settings(environ={"BORDERFUSE_BROKER__STATE_DIR": str(state_dir)})
+    return ns.func(ns)
+
+
+@pytest.mark.integration
+def test_cli_start_status_stop_daemon(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    assert _broker_cli(["status"], state_dir) == 1
+    assert "not running" in capsys.readouterr().out
+    try:
+        assert _broker_cli(["start", "--port", "0"], state_dir) == 0
+        bootstrap = capsys.readouterr().out.strip().splitlines()[-1]
+        pid = int((state_dir / "broker.pid").read_text())
+        assert bootstrap == f"127.0.0.1:{(state_dir / 'broker.port').read_text().strip()}"
+        assert is_kafka_pid(pid) and os.getsid(pid) == pid  # detached: its own session
+        assert _broker_cli(["status"], state_dir) == 0
+        assert f"running (pid {pid}) at {bootstrap}" in capsys.readouterr().out
+        assert _broker_cli(["start"], state_dir) == 0  # already running: says so, same address
+        assert capsys.readouterr().out.strip() == bootstrap
+    finally:
+        assert _broker_cli(["stop"], state_dir) == 0
+    assert not is_kafka_pid(pid)
+    assert not (state_dir / "broker.pid").exists()
+    assert _broker_cli(["status"], state_dir) == 1
+
+
+def test_killed_parent_takes_its_broker_along(kafka_broker, tmp_path):
+    # A child Python starts a broker the way the fixtures do, prints its pid, then is SIGKILLed.
+    code = (
+        "import sys, time\n"
+        "from ingest.broker import KafkaBroker\n"
+        f"b = KafkaBroker({VERSION!r}, {str(kafka_broker.cache_dir)!r}, {str(tmp_path / 'data')!r}, "
+        "log=lambda m: None).start()\n"
+        "print(b.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        jvm_pid = int(child.stdout.readline())
+        assert is_kafka_pid(jvm_pid)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    import time
+    deadline = time.monotonic() + 10
+    while is_kafka_pid(jvm_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not is_kafka_pid(jvm_pid)
