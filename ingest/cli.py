@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"ingest.commands.{name}")
         module.register(sub)
+    for subparser in sub.choices.values():
+        # `borderfuse run --config FILE` reads as naturally as `borderfuse --config FILE run`.
+        if "--config" not in subparser._option_string_actions:
+            subparser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                                   help="TOML settings file (same as the global --config)")
     return parser
 
 
