@@ -1,0 +1,94 @@
+"""Loitering: a track that stays near the border inside a small circle for a long time.
+
+Per track, positions sampled every `sample_s` (confident positions only). The condition holds
+at time t when the samples cover [t - duration_s, t] without a gap longer than `max_gap_s`,
+every sample lies within `border_distance_m` of the border, and all fit in a circle of
+`radius_m` (centred on their bounding box: never smaller than the smallest enclosing circle).
+"Lingering, not walking through" (ICD): a slow walker going straight along the border covers
+just under 300 m in 300 s and so fits a 150 m circle; the window's start-to-end displacement
+must also stay within `max_net_displacement_m`, which a walk-through exceeds. One incident per dwell: after it is raised,
+the dwell lasts while the track stays inside that circle near the border; leaving it starts over.
+"""
+from __future__ import annotations
+
+import collections
+
+import attrs
+import numpy as np
+
+from fusion.rules import RuleSet
+from fusion.tracker import TrackUpdate
+
+
+@attrs.define(slots=True)
+class _Dwell:
+    samples: collections.deque = attrs.field(factory=collections.deque)   # (t_us, x, y, near)
+    raised_center: tuple[float, float] | None = None
+
+
+@attrs.frozen(slots=True)
+class LoiterHit:
+    track_id: str
+    time_us: int
+    x: float   # centre of the dwell circle
+    y: float
+    dwell_no: int
+
+
+class LoiteringDetector:
+    def __init__(self, geography, rules: RuleSet, max_position_sigma_m: float):
+        self.geography = geography
+        self.rule = rules.loitering
+        self.max_sigma = max_position_sigma_m
+        self._state: dict[str, _Dwell] = {}
+        self._count: collections.Counter = collections.Counter()
+
+    def forget(self, track_id: str) -> None:
+        self._state.pop(track_id, None)
+
+    def observe(self, updates: list[TrackUpdate], classes: dict[str, str]) -> list[LoiterHit]:
+        """`classes`: current class per track id; only tracks of the rule's classes are judged."""
+        r = self.rule
+        step = int(r.sample_s * 1e6)
+        ups = []
+        for u in updates:
+            if u.sigma_m > self.max_sigma or not u.track.confirmed:
+                continue
+            st = self._state.get(u.track.id)
+            if st is not None and st.samples and u.time_us - st.samples[-1][0] < step:
+                continue
+            ups.append(u)
+        if not ups:
+            return []
+        near = self.geography.distance_to_border(np.array([u.x for u in ups]), np.array([u.y for u in ups]))
+        hits = []
+        span, gap = int(r.duration_s * 1e6), int(r.max_gap_s * 1e6)
+        for u, d in zip(ups, near.tolist()):
+            st = self._state.setdefault(u.track.id, _Dwell())
+            s = st.samples
+            if s and u.time_us - s[-1][0] > gap:
+                s.clear()
+                st.raised_center = None
+            s.append((u.time_us, u.x, u.y, d <= r.border_distance_m))
+            if st.raised_center is not None:
+                cx, cy = st.raised_center
+                if d > r.border_distance_m or np.hypot(u.x - cx, u.y - cy) > r.radius_m:
+                    st.raised_center = None          # the dwell is over
+                    s.clear()
+                    s.append((u.time_us, u.x, u.y, d <= r.border_distance_m))
+                continue
+            while len(s) > 1 and s[1][0] <= u.time_us - span:
+                s.popleft()
+            if s[0][0] > u.time_us - span or classes.get(u.track.id, "unknown") not in r.classes:
+                continue
+            pts = np.array(s, dtype=float)
+            if not pts[:, 3].all():
+                continue
+            cx = 0.5 * (pts[:, 1].min() + pts[:, 1].max())
+            cy = 0.5 * (pts[:, 2].min() + pts[:, 2].max())
+            net = np.hypot(pts[-1, 1] - pts[0, 1], pts[-1, 2] - pts[0, 2])
+            if np.hypot(pts[:, 1] - cx, pts[:, 2] - cy).max() <= r.radius_m and net <= r.max_net_displacement_m:
+                st.raised_center = (float(cx), float(cy))
+                self._count[u.track.id] += 1
+                hits.append(LoiterHit(u.track.id, u.time_us, float(cx), float(cy), self._count[u.track.id]))
+        return hits

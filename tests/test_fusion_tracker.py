@@ -1,0 +1,87 @@
+"""Tracker: confirmation, association across sensors, hints, merging, determinism."""
+import numpy as np
+import pytest
+
+from fusion.tracker import Tracker, TrackerConfig
+from sensors.base import Observation
+
+T0 = 1_795_298_400_000_000
+
+
+def ob(t_s, sensor, x, y, sigma=15.0, side=None, kind="radar", **kw):
+    return Observation(time_us=T0 + int(t_s * 1e6), side=side or sensor[:2], sensor_id=sensor, sensor_kind=kind,
+                       xy=(x, y), cov=np.eye(2) * sigma ** 2, **kw)
+
+
+def feed(tracker, observations, slice_s=0.5):
+    """Scans as the engine cuts them: per slice, per sensor."""
+    observations = sorted(observations, key=lambda o: o.time_us)
+    scans = {}
+    for o in observations:
+        scans.setdefault((int((o.time_us - T0) / (slice_s * 1e6)), o.sensor_id), []).append(o)
+    for key in sorted(scans, key=lambda k: (k[0], scans[k][0].time_us)):
+        tracker.process_scan(scans[key])
+        tracker.prune(scans[key][-1].time_us)
+
+
+def target(sensor, start, v, n, period=1.0, noise=8.0, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    return [ob(k * period, sensor, start[0] + v[0] * k * period + rng.normal(0, noise),
+               start[1] + v[1] * k * period + rng.normal(0, noise), **kw) for k in range(n)]
+
+
+def test_one_target_seen_by_four_sensors_is_one_confirmed_track():
+    obs = (target("DE-R1", (0, 0), (1.5, 0), 60, seed=1, local_id="T1", status="confirmed")
+           + target("PL-R1", (0, 0), (1.5, 0), 30, period=2.0, seed=2, sigma=30.0)
+           + target("DE-C1", (0, 0), (1.5, 0), 60, seed=3, kind="camera", local_id="o1", cls="person", confidence=0.8)
+           + target("PL-C1", (0, 0), (1.5, 0), 60, seed=4, kind="camera", local_id="o9", sigma=40.0))
+    tr = Tracker()
+    feed(tr, obs)
+    assert len(tr) == 1 and tr.confirmed_total == 1
+    track = tr.tracks[0]
+    assert track.sources == {"DE-R1", "PL-R1", "DE-C1", "PL-C1"}
+    assert track.class_state(2.0, 0.7) == ("person", True)
+    assert abs(tr.x[0, 0] - 1.5 * 59) < 30 and abs(tr.x[0, 2] - 1.5) < 1.0
+
+
+def test_two_separated_targets_keep_their_own_tracks():
+    obs = target("DE-R1", (0, 0), (1.5, 0), 40, seed=1) + target("DE-R1", (0, 400), (-1.5, 0), 40, seed=2)
+    tr = Tracker()
+    feed(tr, obs)
+    assert tr.confirmed_total == 2 and len(tr) == 2
+
+
+@pytest.mark.parametrize("status, confirmed", [("tentative", 0), ("confirmed", 1)])
+def test_de_radar_tentative_reports_alone_never_confirm(status, confirmed):
+    tr = Tracker()
+    feed(tr, target("DE-R1", (0, 0), (2, 0), 12, seed=1, local_id="T0266", status=status))
+    assert tr.confirmed_total == confirmed
+
+
+def test_tracks_are_deleted_after_the_coast_time():
+    tr = Tracker(TrackerConfig(coast_s=10.0))
+    feed(tr, target("DE-R1", (0, 0), (1, 0), 10))
+    assert len(tr) == 1
+    assert tr.prune(T0 + 15_000_000) == [] and len(tr) == 1
+    assert [t.id for t in tr.prune(T0 + 20_000_000)] == ["trk-000001"]
+
+
+def test_duplicate_tracks_of_one_target_are_merged_into_the_confirmed_one():
+    tr = Tracker()
+    # one scan with two detections 30 m apart (a split return): one sensor cannot feed one track twice
+    tr.process_scan([ob(0, "PL-C1", 0, 0, sigma=20.0, kind="camera"), ob(0, "PL-C1", 30, 0, sigma=20.0, kind="camera")])
+    assert len(tr) == 2
+    for k in range(1, 6):
+        tr.process_scan([ob(k, "DE-R1", k + 15, 0)])
+    merged = tr.merge(T0 + 6_000_000)
+    assert [(k.id, g.id) for k, g in merged] == [("trk-000002", "trk-000001")]
+    assert len(tr) == 1 and tr.tracks[0].sources == {"DE-R1", "PL-C1"}
+
+
+def test_same_input_gives_same_ids_and_states():
+    obs = target("DE-R1", (0, 0), (1.5, 0), 30, seed=1) + target("PL-R1", (0, 300), (0, 1), 15, period=2.0, seed=2)
+    a, b = Tracker(), Tracker()
+    feed(a, obs)
+    feed(b, obs)
+    assert [t.id for t in a.tracks] == [t.id for t in b.tracks]
+    np.testing.assert_array_equal(a.x, b.x)
