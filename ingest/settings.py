@@ -76,12 +76,34 @@ class MetricsSettings:
 
 
 @attrs.frozen(slots=True)
+class ServiceSettings:
+    """`borderfuse run`: transactions, the state topic, retries (see docs/delivery.md)."""
+
+    # Prepended to every topic the service reads or writes (tests share one broker); "" in production.
+    topic_prefix: str = ""
+    state_topic: str = "borderfuse.state"
+    # One transaction (incidents + dead letters + snapshot + offsets) at least this often...
+    transaction_interval_ms: int = attrs.field(default=1000, validator=_positive)
+    # ...or after this many input records, whichever comes first.
+    transaction_max_records: int = attrs.field(default=20000, validator=_positive)
+    # How long a silent, lagging partition may hold back the timestamp merge of the others.
+    merge_max_wait_s: float = attrs.field(default=2.0, validator=_positive)
+    # With every partition caught up and no input for this long, flush the pipeline (end of a replayed capture).
+    idle_flush_s: float = attrs.field(default=5.0, validator=_positive)
+    # Broker unreachable at start: give up (one clear line) after this long.
+    startup_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    # Broker lost while running: retry with exponential backoff up to this many seconds between tries.
+    retry_backoff_max_s: float = attrs.field(default=10.0, validator=_positive)
+
+
+@attrs.frozen(slots=True)
 class Settings:
     kafka: KafkaSettings = KafkaSettings()
     broker: BrokerSettings = BrokerSettings()
     icd: IcdSettings = IcdSettings()
     fusion: FusionSettings = FusionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    service: ServiceSettings = ServiceSettings()
 
 
 _SECTION_TYPES = {
@@ -90,6 +112,7 @@ _SECTION_TYPES = {
     "icd": IcdSettings,
     "fusion": FusionSettings,
     "metrics": MetricsSettings,
+    "service": ServiceSettings,
 }
 
 

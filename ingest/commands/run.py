@@ -1,12 +1,62 @@
-"""`borderfuse run` (placeholder until its issue lands)."""
+"""`borderfuse run`: the live fusion service (consume the ICD feeds, publish incidents, exactly-once)."""
+from __future__ import annotations
+
+import faulthandler
+import logging
+import signal
 import sys
+import threading
 
 
 def register(sub):
-    p = sub.add_parser("run", help="(not implemented yet)")
+    p = sub.add_parser(
+        "run", help="run the live fusion service on Kafka",
+        description="Consume every ICD input topic and shared.hotlist, fuse, and publish incidents (Avro, "
+        "schema id 201) to incidents.<sector> and dead letters to <topic>.dlq, exactly-once: incidents, "
+        "dead letters, a state snapshot and the consumed offsets commit in one Kafka transaction "
+        "(docs/delivery.md). Serves Prometheus metrics on metrics.host:metrics.port. SIGTERM or Ctrl-C "
+        "stops it cleanly after a final commit.")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", default=None,
+                   help="serve /metrics on this port instead of metrics.port (0 picks a free one)")
+    p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     p.set_defaults(func=_run)
 
 
-def _run(args):
-    print("borderfuse run: not implemented yet", file=sys.stderr)
-    return 2
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def _run(args) -> int:
+    from ingest.metrics import MetricsError, ServiceMetrics
+    from ingest.service import FusionService, ServiceError
+
+    configure_logging()
+    settings = args.settings
+    metrics = ServiceMetrics()
+    stop = threading.Event()
+
+    def request_stop(signum, frame):
+        logging.getLogger("borderfuse.service").info("service: %s received, stopping after a final commit",
+                                                     signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack (diagnosing a stall)
+    server = None
+    try:
+        service = FusionService(settings, metrics=metrics)
+        if not args.no_metrics:
+            port = settings.metrics.port if args.metrics_port is None else args.metrics_port
+            server = metrics.start_http_server(settings.metrics.host, port)
+            print(f"borderfuse run: metrics at http://{settings.metrics.host}:{server.port}/metrics",
+                  file=sys.stderr, flush=True)
+        return service.run(stop)
+    except (ServiceError, MetricsError) as exc:
+        print(f"borderfuse run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()

@@ -1,0 +1,105 @@
+"""The service's transactional producer: incidents, dead letters, the state snapshot and the
+consumed offsets go out in one Kafka transaction (see docs/delivery.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+# Snapshots can be a few MB; the state topic allows 64 MB per record (state_store.STATE_TOPIC_CONFIG).
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+class PublishError(RuntimeError):
+    """The transaction could not be opened, filled or committed; the service rolls back and retries."""
+
+
+class TransactionalPublisher:
+    """A KafkaProducer with a fixed `transactional_id`: a new instance fences the old one
+    (a killed service's open transaction is aborted by the restarted one's init_transactions)."""
+
+    def __init__(self, bootstrap: str, transactional_id: str, client_id: str, max_block_ms: int = 30000,
+                 transaction_timeout_ms: int = 60000, step_timeout_s: float = 45.0):
+        self.transactional_id = transactional_id
+        self.step_timeout_s = step_timeout_s
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, client_id=client_id, transactional_id=transactional_id,
+            enable_idempotence=True, acks="all", linger_ms=5, max_block_ms=max_block_ms,
+            max_request_size=MAX_REQUEST_BYTES, transaction_timeout_ms=transaction_timeout_ms,
+            # The producer retries within delivery_timeout; past it the service rolls back and starts over,
+    # which is cheaper than waiting on a batch kafka-python may not resend after a broker restart.
+            retry_backoff_ms=200, request_timeout_ms=5000, delivery_timeout_ms=12000)
+        self.in_transaction = False
+        self._pending: list[Any] = []
+
+    def init(self) -> None:
+        """Fence older producers with this transactional id and abort their open transaction."""
+        try:
+            self._producer.init_transactions()
+        except KafkaError as exc:
+            raise PublishError(f"init_transactions({self.transactional_id!r}) failed: {exc!r}") from exc
+
+    def begin(self) -> None:
+        if not self.in_transaction:
+            self._producer.begin_transaction()
+            self.in_transaction = True
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.begin()
+        try:
+            self._pending.append(self._producer.send(topic, key=key, value=value, headers=headers))
+        except KafkaError as exc:
+            raise PublishError(f"sending to {topic} failed: {exc!r}") from exc
+
+    def commit(self, offsets: dict, group_metadata: Any) -> int:
+        """Flush, add `offsets` ({TopicPartition: OffsetAndMetadata}) and commit; returns records sent.
+
+        Every wait is bounded by `step_timeout_s`: kafka-python's own commit_transaction() and
+        send_offsets_to_transaction() wait for ever, and a request lost in a broker restart would
+        stall the service silently. A timeout raises PublishError; the service then drops this
+        producer and recovers from the last committed snapshot (the new producer's
+        init_transactions settles whatever this transaction became).
+        """
+        self.begin()
+        sent = len(self._pending)
+        manager = self._producer._transaction_manager
+        try:
+            if offsets:
+                self._await(manager.send_offsets_to_transaction(offsets, group_metadata), "adding the offsets")
+            self._producer.flush(timeout=self.step_timeout_s)  # raises KafkaTimeoutError when it cannot
+            for future in self._pending:
+                if not future.is_done:
+                    raise PublishError(f"records not acknowledged within {self.step_timeout_s:.0f} s")
+                if future.failed():
+                    raise PublishError(f"a record of the transaction was not acknowledged: {future.exception!r}")
+            self._await(manager.begin_commit(), "committing the transaction")
+        except KafkaError as exc:
+            raise PublishError(f"committing the transaction failed: {exc!r}") from exc
+        finally:
+            self._pending.clear()
+        self.in_transaction = False
+        return sent
+
+    def _await(self, result, what: str) -> None:
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=int(self.step_timeout_s * 1000)):
+            raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s")
+
+    def abort(self) -> None:
+        """Abort the open transaction if the producer still can (bounded wait); failing here is
+        not fatal: the next init_transactions of the same id aborts it anyway."""
+        self._pending.clear()
+        if self.in_transaction:
+            self.in_transaction = False
+            try:
+                self._await(self._producer._transaction_manager.begin_abort(), "aborting the transaction")
+            except Exception:  # noqa: BLE001 - any failure just means "fenced on restart"
+                pass
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        try:
+            self._producer.close(timeout=timeout_s)
+        except (KafkaError, Exception):  # noqa: BLE001 - closing a broken producer must not mask the cause
+            pass
