@@ -127,9 +127,10 @@ def service_latency(bootstrap: str, prefix: str, duration_s: float, targets: int
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + duration_s
+    # First reports only: an update (seq > 1) keeps the incident's original event time.
     latencies = [time.time() - doc["time_us"] / 1e6
                  for doc in follow_incidents(bootstrap, service.sector_topic.values(),
-                                             lambda: time.monotonic() >= deadline)]
+                                             lambda: time.monotonic() >= deadline) if doc.get("seq", 1) == 1]
     stop.set()
     for thread in threads:
         thread.join()
