@@ -89,6 +89,15 @@ def fetch_kafka(version: str, cache_dir: Path, log: Log = _stderr) -> Path:
 # --------------------------------------------------------------------------- ports
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID). Like Kafka's own Uuid.randomUuid, never one that
+    starts with '-': StorageTool's argument parser would take it for an option (1 start in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
@@ -373,7 +382,7 @@ class KafkaBroker:
         ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
 
     def _format(self, jvm: list[str], props_file: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         result = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                  "-c", str(props_file), "--ignore-formatted"],
                                 capture_output=True, text=True, cwd=self.data_dir)

@@ -13,7 +13,7 @@ import pytest
 
 from ingest.broker import (
     COMPLETE_MARKER, BrokerError, KafkaBroker, answers_metadata, fetch_kafka, is_kafka_pid, kafka_home,
-    server_properties,
+    new_cluster_id, server_properties,
 )
 from ingest.commands import broker as broker_command
 from ingest.settings import load_settings
@@ -173,3 +173,14 @@ def test_killed_parent_takes_its_broker_along(kafka_broker, tmp_path):
     while is_kafka_pid(jvm_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not is_kafka_pid(jvm_pid)
+
+
+def test_cluster_ids_never_look_like_an_option(monkeypatch):
+    # StorageTool's parser reads "-t -abc..." as a missing argument; one random id in 64 starts with '-'.
+    import uuid as uuid_module
+
+    dash_first = uuid_module.UUID(bytes=b"\xf8" + bytes(15))  # base64url "-A..."
+    ids = iter([dash_first, uuid_module.UUID(int=1)])
+    monkeypatch.setattr(uuid_module, "uuid4", lambda: next(ids))
+    cluster_id = new_cluster_id()
+    assert not cluster_id.startswith("-") and len(cluster_id) == 22
