@@ -328,9 +328,12 @@ class KafkaBroker:
         if not (log_dirs / "meta.properties").exists():
             self._format(jvm, props_file)
         with open(self.stdout_file, "ab") as out:
+            # Always its own session: a Ctrl-C in the terminal must not kill the broker before its users
+            # (the demo's service, making its final commit) have stopped; stop() ends it in order. Without
+            # detach, the parent-death signal still takes it along if we die.
             self._proc = subprocess.Popen(
                 [*jvm, "kafka.Kafka", str(props_file)], stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=detach,
+                stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True,
                 preexec_fn=None if detach else (_die_with_parent if self.die_with_parent else None))
         try:
             self._wait_ready(started, timeout_s)
