@@ -27,6 +27,7 @@ from ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotErr
 from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
     icd_topics, sector_topics
 from sensors.base import RawRecord
+from sensors.dlq import dead_letter_headers
 
 log = logging.getLogger("borderfuse.service")
 LAG_INTERVAL_S = 2.0
@@ -277,7 +278,6 @@ class FusionService:
             producer.send(topic, incident.incident_id.encode(), encode_incident(doc))
             pending.incidents.append((topic, incident.sector, incident.type, incident.time_us, poll_wall_s))
         for record, error in ([] if isinstance(result, list) else result.dead_letters):
-            from sensors.dlq import dead_letter_headers
             producer.send(self.prefix + dlq_topic(record.topic), record.key, record.value,
                           dead_letter_headers(record, error))
             self.dead_letters_published += 1
