@@ -100,9 +100,8 @@ class RuleSet:
     tracker: TrackerConfig = TrackerConfig()
 
 
-_SECTION_TYPES = {"crossing": CrossingParams, "border_crossing": BorderCrossingRule,
-                  "drone_crossing": DroneCrossingRule, "hotlist_vehicle": HotlistRule,
-                  "loitering": LoiteringRule, "tracker": TrackerConfig}
+# Derived from RuleSet itself, so a new section cannot be forgotten here.
+_SECTION_TYPES = {f.name: type(f.default) for f in attrs.fields(RuleSet)}
 
 
 def _coerce(where: str, value: Any, default: Any) -> Any:

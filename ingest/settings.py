@@ -106,14 +106,8 @@ class Settings:
     service: ServiceSettings = ServiceSettings()
 
 
-_SECTION_TYPES = {
-    "kafka": KafkaSettings,
-    "broker": BrokerSettings,
-    "icd": IcdSettings,
-    "fusion": FusionSettings,
-    "metrics": MetricsSettings,
-    "service": ServiceSettings,
-}
+# Derived from Settings itself, so a new section cannot be forgotten here.
+_SECTION_TYPES = {f.name: type(f.default) for f in attrs.fields(Settings)}
 
 
 def _coerce(section: str, name: str, raw: Any, target_type: Any) -> Any:
