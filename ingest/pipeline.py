@@ -21,12 +21,12 @@ from fusion.engine import FusionEngine, HotlistItem
 from fusion.reorder import ReorderBuffer
 from fusion.rules import RuleSet, load_rules
 from fusion.types import Incident
+from ingest.topics import HOTLIST_TOPIC
 from sensors.base import DecodeError, Observation, RawRecord
 from sensors.decode import RecordDecoder
 from sensors.dedup import DuplicateFilter
 from sensors.hotlist import decode_hotlist
 
-HOTLIST_TOPIC = "shared.hotlist"
 SNAPSHOT_VERSION = 1
 
 
