@@ -1,9 +1,9 @@
 """Decode + projection throughput per feed, one core: batched projection vs per-point.
 
-    /work/venv/bin/python benchmarks/bench_decode.py [CAPTURE] [--records N]
+        .venv/bin/python benchmarks/bench_decode.py [CAPTURE] [--records N]
 
 Takes up to N records per topic from the capture (default: the sample scenario; without it,
-synthetic records from sensors.testing), decodes them with `RecordDecoder.decode_batch` in
+synthetic records from tests/sensor_records.py), decodes them with `RecordDecoder.decode_batch` in
 batches of 2000 (one pyproj/geodesic call per geometry kind and batch) and with
 `RecordDecoder.decode` one record at a time (one projection call per point), and prints
 records/s for both and their ratio. Not a test: figures depend on the machine.
@@ -18,22 +18,26 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import collections
 import itertools
+import sys
 import time
 from pathlib import Path
 
-from geo.geography import Geography
-from sensors.base import DecodeError
-from sensors.decode import RecordDecoder
-from sensors.testing import GEO_DIR, SCHEMAS_DIR, valid_records
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the synthetic record builders are test helpers
 
-SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
+from borderfuse.geo.geography import Geography  # noqa: E402
+from borderfuse.sensors.base import DecodeError  # noqa: E402
+from borderfuse.sensors.decode import RecordDecoder  # noqa: E402
+from sensor_records import GEO_DIR, SCHEMAS_DIR, valid_records  # noqa: E402
+
+SAMPLE = REPO.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
 BATCH = 2000
 
 
 def load_records(capture: Path | None, per_topic: int, topics) -> dict[str, list]:
     by_topic = collections.defaultdict(list)
     if capture is not None and capture.exists():
-        from ingest.capture import CaptureReader
+        from borderfuse.capture.files import CaptureReader
         for record in CaptureReader(capture):
             if record.topic in topics and len(by_topic[record.topic]) < per_topic:
                 by_topic[record.topic].append(record)

@@ -19,10 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.capture import read_capture  # noqa: E402
-from ingest.pipeline import Pipeline  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
-from sensors.dedup import DuplicateFilter  # noqa: E402
+from borderfuse.capture.files import read_capture  # noqa: E402
+from borderfuse.ingest.pipeline import Pipeline  # noqa: E402
+from borderfuse.ingest.settings import Settings  # noqa: E402
+from borderfuse.sensors.dedup import DuplicateFilter  # noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
 CHUNK = 2000
@@ -72,7 +72,7 @@ def main() -> int:
         if crowded is None:
             crowded = Path(tmp) / "crowded.jsonl.gz"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "ingest.cli", "simulate", "--out", str(crowded), "--seed",
+            subprocess.run([sys.executable, "-m", "borderfuse.ingest.cli", "simulate", "--out", str(crowded), "--seed",
                             str(a.seed), "--minutes", str(a.crowded_minutes), "--targets", str(a.crowded_targets)],
                            check=True, cwd=REPO)
             print(f"(simulated {a.crowded_targets} targets x {a.crowded_minutes} min in "

@@ -27,13 +27,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.broker import KafkaBroker  # noqa: E402
-from ingest.capture import read_capture  # noqa: E402
-from ingest.commands.publish import publish_records  # noqa: E402
-from ingest.incident_feed import follow_incidents  # noqa: E402
-from ingest.service import FusionService  # noqa: E402
-from ingest.settings import load_settings  # noqa: E402
-from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS  # noqa: E402
+from borderfuse.devbroker.broker import KafkaBroker  # noqa: E402
+from borderfuse.capture.files import read_capture  # noqa: E402
+from borderfuse.capture.publish import publish_records  # noqa: E402
+from borderfuse.ingest.incident_feed import follow_incidents  # noqa: E402
+from borderfuse.ingest.service import FusionService  # noqa: E402
+from borderfuse.ingest.settings import load_settings  # noqa: E402
+from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS  # noqa: E402
 
 
 def settings_for(bootstrap: str, prefix: str):
@@ -76,7 +76,7 @@ def echo_latency(bootstrap: str, prefix: str, duration_s: float, targets: int) -
     """Bare consume->produce echo of the live simulator's records; seconds from input timestamp to echo visible."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    from ingest.simulator import ScenarioConfig, run_live
+    from borderfuse.simulator import ScenarioConfig, run_live
 
     stop = threading.Event()
     inputs = [prefix + t for t in INPUT_TOPICS]
@@ -116,7 +116,7 @@ def echo_latency(bootstrap: str, prefix: str, duration_s: float, targets: int) -
 
 
 def service_latency(bootstrap: str, prefix: str, duration_s: float, targets: int) -> np.ndarray:
-    from ingest.simulator import ScenarioConfig, run_live
+    from borderfuse.simulator import ScenarioConfig, run_live
 
     stop = threading.Event()
     service = FusionService(settings_for(bootstrap, prefix))
@@ -166,7 +166,7 @@ def main() -> int:
 
             for p in ("echo.", "live."):
                 FusionService(settings_for(bootstrap, p)).ensure_topics()
-            from ingest.topics import TopicSpec, ensure_topics
+            from borderfuse.ingest.topics import TopicSpec, ensure_topics
             ensure_topics(bootstrap, [TopicSpec("echo.echo")])
             echo = echo_latency(bootstrap, "echo.", args.live_s, args.targets)
             live = service_latency(bootstrap, "live.", args.live_s, args.targets)

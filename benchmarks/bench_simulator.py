@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ingest.simulator import ScenarioConfig, write_capture
+from borderfuse.simulator import ScenarioConfig, write_capture
 
 
 def run(targets: int, minutes: float, out: Path):

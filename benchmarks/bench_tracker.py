@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fusion.tracker import Tracker  # noqa: E402
-from sensors.base import Observation  # noqa: E402
+from borderfuse.fusion.tracker import Tracker  # noqa: E402
+from borderfuse.sensors.base import Observation  # noqa: E402
 
 T0 = 1_795_298_400_000_000
 

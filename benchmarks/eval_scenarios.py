@@ -28,7 +28,7 @@ def _run(*args: str) -> None:
 
 def score(capture: Path, truth: Path, workdir: Path) -> dict:
     incidents = workdir / f"{capture.stem}.incidents.jsonl"
-    _run(sys.executable, "-m", "ingest.cli", "replay", str(capture), "--out", str(incidents))
+    _run(sys.executable, "-m", "borderfuse.ingest.cli", "replay", str(capture), "--out", str(incidents))
     out = subprocess.run([sys.executable, str(SCORER), str(truth), str(incidents), "--json"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -58,7 +58,7 @@ def main() -> int:
             runs.append(("sample", SAMPLE / "capture.jsonl.gz", SAMPLE / "truth.json"))
         for seed in (int(s) for s in a.seeds.split(",") if s):
             cap, truth = work / f"seed{seed}.jsonl.gz", work / f"seed{seed}.truth.json"
-            _run(sys.executable, "-m", "ingest.cli", "simulate", "--out", str(cap), "--truth", str(truth),
+            _run(sys.executable, "-m", "borderfuse.ingest.cli", "simulate", "--out", str(cap), "--truth", str(truth),
                  "--seed", str(seed), "--minutes", str(a.minutes))
             runs.append((f"seed {seed}", cap, truth))
         for name, cap, truth in runs:

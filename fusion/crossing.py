@@ -14,8 +14,8 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from fusion.rules import RuleSet
-from fusion.tracker import TrackUpdate
+from borderfuse.fusion.rules import RuleSet
+from borderfuse.fusion.tracker import TrackUpdate
 
 _MAX_PATH = 400
 

@@ -15,13 +15,13 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fusion.crossing import CrossingCandidate, CrossingDetector
-from fusion.hotlist import HotlistMatcher
-from fusion.loitering import LoiteringDetector
-from fusion.rules import RuleSet
-from fusion.tracker import Tracker, TrackUpdate
-from fusion.types import Incident, TrackReport
-from sensors.base import Observation
+from borderfuse.fusion.crossing import CrossingCandidate, CrossingDetector
+from borderfuse.fusion.hotlist import HotlistMatcher
+from borderfuse.fusion.loitering import LoiteringDetector
+from borderfuse.fusion.rules import RuleSet
+from borderfuse.fusion.tracker import Tracker, TrackUpdate
+from borderfuse.fusion.types import Incident, TrackReport
+from borderfuse.sensors.base import Observation
 
 SLICE_US = 500_000
 MAINTAIN_US = 1_000_000

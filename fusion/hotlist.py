@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import attrs
 
-from fusion.rules import HotlistRule
-from sensors.base import Observation
+from borderfuse.fusion.rules import HotlistRule
+from borderfuse.sensors.base import Observation
 
 
 @attrs.define(slots=True)

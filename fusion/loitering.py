@@ -16,8 +16,8 @@ import collections
 import attrs
 import numpy as np
 
-from fusion.rules import RuleSet
-from fusion.tracker import TrackUpdate
+from borderfuse.fusion.rules import RuleSet
+from borderfuse.fusion.tracker import TrackUpdate
 
 
 @attrs.define(slots=True)

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import attrs
 
-from fusion.tracker import TrackerConfig
-from sensors.base import CLASSES
+from borderfuse.fusion.tracker import TrackerConfig
+from borderfuse.sensors.base import CLASSES
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.toml"
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -25,8 +25,8 @@ import attrs
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from fusion import kalman
-from sensors.base import CLASSES, Observation
+from borderfuse.fusion import kalman
+from borderfuse.sensors.base import CLASSES, Observation
 
 CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 _UNKNOWN = CLASS_INDEX["unknown"]

@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon, shape
 
-from geo import frames, polar
+from borderfuse.geo import frames, polar
 
 SIDES = ("DE", "PL")
 _FAR_M = 1_000_000.0  # how far the border is extended north/south to close each side's half-plane

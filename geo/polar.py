@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyproj
 
-from geo.frames import to_shared
+from borderfuse.geo.frames import to_shared
 
 GEOD = pyproj.Geod(ellps="GRS80")
 

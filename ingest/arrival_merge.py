@@ -20,7 +20,7 @@ from typing import Hashable, Iterable
 
 import attrs
 
-from sensors.base import RawRecord
+from borderfuse.sensors.base import RawRecord
 
 PartitionKey = tuple[str, int]
 _NO_BOUND = (float("inf"),)

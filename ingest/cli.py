@@ -1,25 +1,26 @@
-"""`borderfuse` command line. Each subcommand lives in its own module under ingest/commands/
-and exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+"""`borderfuse` command line. Each subcommand lives in a module of the package whose capability it
+is (the service's under ingest/commands/, the development tools' in their own packages) and exposes
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
 
-from ingest.settings import SettingsError, load_settings
+from borderfuse.ingest.settings import SettingsError, load_settings
 
-# Order here is the order in --help.
-COMMAND_MODULES = (
-    "broker",     # start/stop/status the development Kafka broker
-    "topics",     # create the ICD topics
-    "publish",    # capture file -> Kafka
-    "record",     # Kafka -> capture file
-    "decode",     # capture file -> observations / dead letters (no Kafka)
-    "replay",     # capture file -> incidents, same code as the live service
-    "run",        # the live service
-    "simulate",   # live ICD feeds into Kafka
-    "demo",       # broker + topics + simulator + service + live incident feed
-)
+# Command name -> the module that registers it; order here is the order in --help.
+COMMANDS = {
+    "broker": "borderfuse.devbroker.command",        # start/stop/status the development Kafka broker
+    "topics": "borderfuse.ingest.commands.topics",   # create the ICD topics
+    "publish": "borderfuse.capture.publish",         # capture file -> Kafka
+    "record": "borderfuse.capture.record",           # Kafka -> capture file
+    "decode": "borderfuse.ingest.commands.decode",   # capture file -> observations / dead letters (no Kafka)
+    "replay": "borderfuse.ingest.commands.replay",   # capture file -> incidents, same code as the live service
+    "run": "borderfuse.ingest.commands.run",         # the live service
+    "simulate": "borderfuse.simulator.command",      # live ICD feeds into Kafka, or a capture file
+    "demo": "borderfuse.demo.command",               # broker + topics + simulator + service + live incident feed
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (see README); "
                         "BORDERFUSE_<SECTION>__<KEY> environment variables override it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"ingest.commands.{name}")
+    for module_name in COMMANDS.values():
+        module = importlib.import_module(module_name)
         module.register(sub)
     for subparser in sub.choices.values():
         # `borderfuse run --config FILE` reads as naturally as `borderfuse --config FILE run`.

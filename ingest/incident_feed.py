@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Iterable, Iterator
 
-from ingest.incident_codec import IncidentCodecError, decode_incident
+from borderfuse.ingest.incident_codec import IncidentCodecError, decode_incident
 
 
 class FeedError(RuntimeError):

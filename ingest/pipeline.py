@@ -17,15 +17,15 @@ from pathlib import Path
 
 import attrs
 
-from fusion.engine import FusionEngine, HotlistItem
-from fusion.reorder import ReorderBuffer
-from fusion.rules import RuleSet, load_rules
-from fusion.types import Incident
-from ingest.topics import HOTLIST_TOPIC
-from sensors.base import DecodeError, Observation, RawRecord
-from sensors.decode import RecordDecoder
-from sensors.dedup import DuplicateFilter
-from sensors.hotlist import decode_hotlist
+from borderfuse.fusion.engine import FusionEngine, HotlistItem
+from borderfuse.fusion.reorder import ReorderBuffer
+from borderfuse.fusion.rules import RuleSet, load_rules
+from borderfuse.fusion.types import Incident
+from borderfuse.sensors.topics import HOTLIST_TOPIC
+from borderfuse.sensors.base import DecodeError, Observation, RawRecord
+from borderfuse.sensors.decode import RecordDecoder
+from borderfuse.sensors.dedup import DuplicateFilter
+from borderfuse.sensors.hotlist import decode_hotlist
 
 SNAPSHOT_VERSION = 1
 
@@ -71,7 +71,7 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, settings, rules_file: Path | str | None = None, collect_tracks: bool = False) -> "Pipeline":
-        from geo.geography import Geography
+        from borderfuse.geo.geography import Geography
         geography = Geography.load(settings.icd.geo_dir)
         rules = load_rules(rules_file if rules_file is not None else settings.fusion.rules_file)
         return cls(geography, rules, settings.icd.schemas_dir,

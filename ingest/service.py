@@ -18,16 +18,16 @@ import attrs
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from ingest.arrival_merge import ArrivalMerge
-from ingest.incident_codec import encode_incident
-from ingest.publisher import PublishError, TransactionalPublisher
-from ingest.settings import Settings
-from ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, encode_snapshot,
+from borderfuse.ingest.arrival_merge import ArrivalMerge
+from borderfuse.ingest.incident_codec import encode_incident
+from borderfuse.ingest.publisher import PublishError, TransactionalPublisher
+from borderfuse.ingest.settings import Settings
+from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, encode_snapshot,
                                 read_latest_snapshot)
-from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
+from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
     icd_topics, sector_topics
-from sensors.base import RawRecord
-from sensors.dlq import dead_letter_headers
+from borderfuse.sensors.base import RawRecord
+from borderfuse.sensors.dlq import dead_letter_headers
 
 log = logging.getLogger("borderfuse.service")
 LAG_INTERVAL_S = 2.0
@@ -42,7 +42,7 @@ class ServiceError(RuntimeError):
 
 
 def _default_pipeline_factory(settings: Settings):
-    from ingest.pipeline import Pipeline
+    from borderfuse.ingest.pipeline import Pipeline
     return Pipeline.from_settings(settings)
 
 
@@ -90,7 +90,7 @@ class FusionService:
 
     def check_broker(self) -> None:
         """Raise ServiceError (one line) unless the broker answers within startup_timeout_s."""
-        from ingest.broker import answers_metadata
+        from borderfuse.ingest.kafka_probe import answers_metadata
 
         deadline = time.monotonic() + self.settings.service.startup_timeout_s
         while not answers_metadata(self.bootstrap, timeout_s=3.0):

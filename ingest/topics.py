@@ -7,30 +7,14 @@ from pathlib import Path
 
 import attrs
 
-from ingest.broker import reachable
-
-INPUT_TOPICS = (
-    "pl.radar.plots",
-    "pl.camera.detections",
-    "pl.uav.detections",
-    "pl.anpr.reads",
-    "de.radar.tracks",
-    "de.camera.detections",
-    "de.uav.detections",
-    "de.anpr.reads",
+from borderfuse.ingest.kafka_probe import reachable
+from borderfuse.sensors.topics import (  # noqa: F401  (re-exported for the Kafka side)
+    DLQ_SUFFIX, HOTLIST_TOPIC, INCIDENT_TOPIC_PREFIX, INPUT_TOPICS, dlq_topic,
 )
-HOTLIST_TOPIC = "shared.hotlist"
-DLQ_SUFFIX = ".dlq"
-INCIDENT_TOPIC_PREFIX = "incidents."
 
 
 class TopicsError(RuntimeError):
     """The topic list could not be built or created; the message says where."""
-
-
-def dlq_topic(topic: str) -> str:
-    """The dead-letter topic of an input topic (ICD: `<input topic>.dlq`)."""
-    return f"{topic}{DLQ_SUFFIX}"
 
 
 def _positive(instance, attribute, value):

@@ -46,8 +46,8 @@ fi
 # --- Kafka jars for the development/test broker (cached per machine; no-op when cached)
 .venv/bin/python - <<'PY'
 import sys
-from ingest.broker import BrokerError, fetch_kafka
-from ingest.settings import load_settings
+from borderfuse.devbroker.broker import BrokerError, fetch_kafka
+from borderfuse.ingest.settings import load_settings
 
 broker = load_settings().broker
 try:

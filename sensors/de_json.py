@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sensors import validate as v
-from sensors.base import ImpossibleValueError, MalformedError, RawRecord, UnknownSchemaError
-from sensors.pl_avro import SchemaConfigError, SensorLookup
-from sensors.project import LONLAT, SHARED, SITE, Pending
+from borderfuse.sensors import validate as v
+from borderfuse.sensors.base import ImpossibleValueError, MalformedError, RawRecord, UnknownSchemaError
+from borderfuse.sensors.pl_avro import SchemaConfigError, SensorLookup
+from borderfuse.sensors.project import LONLAT, SHARED, SITE, Pending
 
 CLASSES = ("person", "vehicle", "animal", "drone", "unknown")
 KMH = 1 / 3.6

@@ -9,16 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from geo.frames import GeoError
-from geo.geography import Geography, SensorInfo
-from sensors import de_json, pl_avro
-from sensors import validate as v
-from sensors.base import (
+from borderfuse.geo.frames import GeoError
+from borderfuse.geo.geography import Geography, SensorInfo
+from borderfuse.sensors import de_json, pl_avro
+from borderfuse.sensors import validate as v
+from borderfuse.sensors.base import (
     DecodeError, EmptyValueError, Observation, RawRecord, UnknownSensorError, UnknownTopicError,
 )
-from sensors.project import Pending, project
+from borderfuse.sensors.project import Pending, project
+from borderfuse.sensors.topics import HOTLIST_TOPIC
 
-HOTLIST_TOPIC = "shared.hotlist"
 
 
 class RecordDecoder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import hashlib
 
-from sensors.base import RawRecord
+from borderfuse.sensors.base import RawRecord
 
 
 def fingerprint(record: RawRecord) -> bytes:

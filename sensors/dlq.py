@@ -1,7 +1,7 @@
 """Dead-letter headers: the original key and value go to `<topic>.dlq` unchanged, with these."""
 from __future__ import annotations
 
-from sensors.base import DecodeError, RawRecord
+from borderfuse.sensors.base import DecodeError, RawRecord
 
 MAX_MESSAGE_BYTES = 1024  # error messages already cut long values; this bounds the header anyway
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import attrs
 
-from sensors import validate as v
-from sensors.base import DecodeError, EmptyValueError, MalformedError, RawRecord
-from sensors.de_json import load_json
+from borderfuse.sensors import validate as v
+from borderfuse.sensors.base import DecodeError, EmptyValueError, MalformedError, RawRecord
+from borderfuse.sensors.de_json import load_json
 
 
 @attrs.frozen(slots=True)

@@ -16,10 +16,10 @@ from typing import Any, Callable
 import fastavro
 import attrs
 
-from geo.geography import SensorInfo
-from sensors import validate as v
-from sensors.base import FramingError, ImpossibleValueError, MalformedError, RawRecord, UnknownSchemaError
-from sensors.project import LONLAT, MAX_RANGE_FACTOR, POLAR, SITE, Pending
+from borderfuse.geo.geography import SensorInfo
+from borderfuse.sensors import validate as v
+from borderfuse.sensors.base import FramingError, ImpossibleValueError, MalformedError, RawRecord, UnknownSchemaError
+from borderfuse.sensors.project import LONLAT, MAX_RANGE_FACTOR, POLAR, SITE, Pending
 
 MAGIC = 0
 HEADER = struct.Struct(">BI")

@@ -12,9 +12,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from geo import polar
-from geo.geography import Geography, SensorInfo
-from sensors.base import DecodeError, ImpossibleValueError, Observation, RawRecord
+from borderfuse.geo import polar
+from borderfuse.geo.geography import Geography, SensorInfo
+from borderfuse.sensors.base import DecodeError, ImpossibleValueError, Observation, RawRecord
 
 POLAR, LONLAT, SHARED, SITE = "polar", "lonlat", "shared", "site"
 ANPR_SIGMA_M = 5.0  # an ANPR read places the vehicle in the camera's lane: a few metres

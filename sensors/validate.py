@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sensors.base import (
+from borderfuse.sensors.base import (
     BadTimestampError, EmptyValueError, ImpossibleValueError, MalformedError, OutOfRangeError,
     OversizedFieldError, RawRecord,
 )

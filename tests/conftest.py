@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from ingest.broker import KafkaBroker
-from ingest.settings import load_settings
+from borderfuse.devbroker.broker import KafkaBroker
+from borderfuse.ingest.settings import load_settings
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_DIR.parent / "shared"

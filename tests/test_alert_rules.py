@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest.metrics import ServiceMetrics
+from borderfuse.ingest.metrics import ServiceMetrics
 
 try:
     from prometheus_harness import PROMTOOL_BIN, promql_metric_names, promtool, promtool_available

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import (
+from borderfuse.devbroker.broker import (
     COMPLETE_MARKER, BrokerError, KafkaBroker, answers_metadata, fetch_kafka, is_kafka_pid, kafka_home,
     new_cluster_id, server_properties,
 )
-from ingest.commands import broker as broker_command
-from ingest.settings import load_settings
+from borderfuse.devbroker import command as broker_command
+from borderfuse.ingest.settings import load_settings
 
 VERSION = load_settings().broker.kafka_version
 
@@ -102,7 +102,7 @@ def test_session_broker_answers_metadata(kafka_broker):
 
 @pytest.mark.integration
 def test_stop_then_start_keeps_port_and_data(kafka_broker_factory):
-    from ingest.topics import TopicSpec, ensure_topics, list_topics
+    from borderfuse.ingest.topics import TopicSpec, ensure_topics, list_topics
 
     broker = kafka_broker_factory()
     bootstrap, first_pid = broker.bootstrap, broker.pid
@@ -154,7 +154,7 @@ def test_killed_parent_takes_its_broker_along(kafka_broker, tmp_path):
     # A child Python starts a broker the way the fixtures do, prints its pid, then is SIGKILLed.
     code = (
         "import sys, time\n"
-        "from ingest.broker import KafkaBroker\n"
+        "from borderfuse.devbroker.broker import KafkaBroker\n"
         f"b = KafkaBroker({VERSION!r}, {str(kafka_broker.cache_dir)!r}, {str(tmp_path / 'data')!r}, "
         "log=lambda m: None).start()\n"
         "print(b.pid, flush=True)\n"

@@ -8,8 +8,8 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ingest.capture import CaptureFormatError, CaptureReader, CaptureWriter, format_record, parse_line, read_capture
-from sensors.base import RawRecord
+from borderfuse.capture.files import CaptureFormatError, CaptureReader, CaptureWriter, format_record, parse_line, read_capture
+from borderfuse.sensors.base import RawRecord
 
 GOOD = {"topic": "pl.radar.plots", "partition": 0, "offset": 7, "timestamp_ms": 1795298340000,
         "key": base64.b64encode(b"PL-R1").decode(), "value": base64.b64encode(b"\x00\x00\x00\x00e\x01").decode()}

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from ingest.cli import COMMAND_MODULES, main
+from borderfuse.ingest.cli import COMMANDS, main
 
 NESTED = [("broker", "start"), ("broker", "stop"), ("broker", "status"), ("topics", "create"), ("topics", "list")]
 
 
-@pytest.mark.parametrize("argv", [[], *([name] for name in COMMAND_MODULES), *(list(n) for n in NESTED)],
+@pytest.mark.parametrize("argv", [[], *([name] for name in COMMANDS), *(list(n) for n in NESTED)],
                          ids=lambda argv: " ".join(argv) or "borderfuse")
 def test_help_exits_zero(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -26,11 +26,11 @@ def test_top_level_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert all(name in out for name in COMMAND_MODULES)
+    assert all(name in out for name in COMMANDS)
 
 
 def test_console_script_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "ingest.cli", "publish", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "borderfuse", "publish", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--speed" in result.stdout
 
 
@@ -52,8 +52,8 @@ def test_publish_reports_skipped_lines_and_record_writes_the_file(kafka_broker, 
     import json
     import uuid
 
-    from ingest.capture import read_capture
-    from ingest.topics import TopicSpec, ensure_topics
+    from borderfuse.capture.files import read_capture
+    from borderfuse.ingest.topics import TopicSpec, ensure_topics
 
     topic = f"cli-{uuid.uuid4().hex[:8]}"
     ensure_topics(kafka_broker.bootstrap, [TopicSpec(topic)])

@@ -4,14 +4,15 @@ and the topic-init command creates the topics the code uses."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
-from ingest.cli import build_parser
-from ingest.settings import load_settings
-from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, dlq_topic, icd_topics, sector_topics
+from borderfuse.ingest.cli import build_parser
+from borderfuse.ingest.settings import load_settings
+from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, dlq_topic, icd_topics, sector_topics
 
 try:
     from prometheus_harness import promtool, promtool_available
@@ -99,8 +100,8 @@ def test_service_image_builds_from_the_repository(compose, name):
               if not src.startswith("--")]
     for src in copied:
         assert (context / src).exists(), f"{dockerfile.name}: COPY source {src} missing"
-    packages = set(re.findall(r'"(\w+)\*"', (ROOT / "pyproject.toml").read_text()))
-    assert packages and packages <= {Path(s).name for s in copied}, "Dockerfile must COPY every package pip installs"
+    package_dirs = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    assert package_dirs and package_dirs <= {Path(s).name for s in copied}, "Dockerfile must COPY every folder pip installs"
     assert {"pyproject.toml", "README.md"} <= set(copied)
 
 

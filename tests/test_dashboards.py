@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest.metrics import ServiceMetrics
+from borderfuse.ingest.metrics import ServiceMetrics
 
 try:
     from prometheus_harness import expand_grafana_variables, promql_metric_names, promtool, promtool_available

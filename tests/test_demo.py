@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import pid_alive
-from ingest.commands.demo import format_incident
+from borderfuse.devbroker.broker import pid_alive
+from borderfuse.demo.command import format_incident
 
 REPO = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^\d\d:\d\d:\d\dZ  S\d\s+(border_crossing|drone_crossing|hotlist_vehicle|loitering)\s+.+\[.*\]$")
@@ -39,7 +39,7 @@ def test_feed_line(doc, expected):
 def test_demo_shows_incidents_within_a_minute_and_stops_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}
     env["TMPDIR"] = str(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "demo", "--port", "0", "--metrics-port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "borderfuse.ingest.cli", "demo", "--port", "0", "--metrics-port", "0"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout: list[str] = []
     stderr: list[str] = []

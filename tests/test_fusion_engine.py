@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString
 
-from fusion.engine import FusionEngine, HotlistItem
-from fusion.reorder import ReorderBuffer
-from fusion.rules import load_rules
-from geo.geography import Geography
-from ingest.settings import DEFAULT_GEO_DIR
-from sensors.base import Observation
-from sensors.hotlist import HotlistEntry, HotlistUpdate
+from borderfuse.fusion.engine import FusionEngine, HotlistItem
+from borderfuse.fusion.reorder import ReorderBuffer
+from borderfuse.fusion.rules import load_rules
+from borderfuse.geo.geography import Geography
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR
+from borderfuse.sensors.base import Observation
+from borderfuse.sensors.hotlist import HotlistEntry, HotlistUpdate
 
 GEO = Geography.load(DEFAULT_GEO_DIR)
 RULES = load_rules()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fusion import kalman
+from borderfuse.fusion import kalman
 
 
 def _state(n=3, seed=0):

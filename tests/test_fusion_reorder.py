@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from fusion.reorder import ReorderBuffer
+from borderfuse.fusion.reorder import ReorderBuffer
 
 S = 1_000_000
 

@@ -1,7 +1,7 @@
 """Rules file: the default loads with the ICD's agreed parameters; bad keys are named."""
 import pytest
 
-from fusion.rules import RulesError, load_rules, rules_from_mapping
+from borderfuse.fusion.rules import RulesError, load_rules, rules_from_mapping
 
 
 def test_default_rules_carry_the_icd_parameters():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from fusion.tracker import Tracker, TrackerConfig
-from sensors.base import Observation
+from borderfuse.fusion.tracker import Tracker, TrackerConfig
+from borderfuse.sensors.base import Observation
 
 T0 = 1_795_298_400_000_000
 

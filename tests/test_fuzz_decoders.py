@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geo.geography import Geography
-from sensors.base import DecodeError, Observation, RawRecord
-from sensors.decode import RecordDecoder
-from sensors.hotlist import HotlistUpdate, decode_hotlist
-from sensors.testing import GEO_DIR, SCHEMAS_DIR, T0_MS, valid_records
+from borderfuse.geo.geography import Geography
+from borderfuse.sensors.base import DecodeError, Observation, RawRecord
+from borderfuse.sensors.decode import RecordDecoder
+from borderfuse.sensors.hotlist import HotlistUpdate, decode_hotlist
+from sensor_records import GEO_DIR, SCHEMAS_DIR, T0_MS, valid_records
 
 SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
 TOTAL = 120_000
@@ -38,7 +38,7 @@ def _seed_records():
                              json.dumps({"plate": "LU 14958", "country": "PL", "reason": "r", "list": "SIS",
                                          "added": "2026-11-20T23:00:00.000+01:00"}).encode()))
     if SAMPLE.exists():
-        from ingest.capture import CaptureReader
+        from borderfuse.capture.files import CaptureReader
         rng = random.Random(SEED)
         sample = list(CaptureReader(SAMPLE))
         records += rng.sample(sample, 3000) + [r for r in sample if r.topic in ("shared.hotlist", "pl.anpr.reads",

@@ -1,4 +1,4 @@
-"""geo.frames: CRS transforms, registry site axis order, meridian convergence."""
+"""borderfuse.geo.frames: CRS transforms, registry site axis order, meridian convergence."""
 import json
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo import frames
-from sensors.testing import GEO_DIR
+from borderfuse.geo import frames
+from sensor_records import GEO_DIR
 
 # The deployment area with a margin: 14.0-15.2 E, 52.0-52.7 N.
 lons = st.floats(14.0, 15.2, allow_nan=False)

@@ -1,4 +1,4 @@
-"""geo.geography: loading the ICD files, sectors, border side, border crossings, registry."""
+"""borderfuse.geo.geography: loading the ICD files, sectors, border side, border crossings, registry."""
 import json
 import shutil
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import shapely
 
-from geo import frames
-from geo.geography import Geography, SensorInfo
-from sensors.testing import GEO_DIR
+from borderfuse.geo import frames
+from borderfuse.geo.geography import Geography, SensorInfo
+from sensor_records import GEO_DIR
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""geo.polar: polar measurements land where an independent geodesic computation puts them."""
+"""borderfuse.geo.polar: polar measurements land where an independent geodesic computation puts them."""
 import math
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo import frames, polar
-from geo.geography import Geography
-from sensors.testing import GEO_DIR
+from borderfuse.geo import frames, polar
+from borderfuse.geo.geography import Geography
+from sensor_records import GEO_DIR
 
 GRS80_A = 6378137.0
 GRS80_F = 1 / 298.257222101

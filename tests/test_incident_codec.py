@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.incident_codec import (INCIDENT_SCHEMA_ID, SCHEMA_FILE, IncidentCodecError, decode_incident,
+from borderfuse.ingest.incident_codec import (INCIDENT_SCHEMA_ID, SCHEMA_FILE, IncidentCodecError, decode_incident,
                                    encode_incident, iso_to_time_us, time_us_to_iso)
 
 BASE = {
@@ -106,7 +106,7 @@ def test_garbage_never_escapes_as_another_exception(garbage):
     dict(plate="WA12345", country="PL", seq=3),
 ])
 def test_pipeline_incident_json_form_survives_the_wire_unchanged(extras):
-    from fusion.types import Incident
+    from borderfuse.fusion.types import Incident
 
     incident = Incident("inc-1", "hotlist_vehicle" if "plate" in extras else "border_crossing", "S3",
                         1_795_298_340_000_001, 52.3123456, 14.6123456, "T7", ("pl-anpr-1", "de-anpr-2"),

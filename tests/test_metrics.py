@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest.metrics import (
+from borderfuse.ingest.metrics import (
     LATENCY_BUCKETS_S, MAX_LABEL_LENGTH, MAX_LABEL_SETS, OVERFLOW_LABEL, MetricsError, ServiceMetrics, sanitise_label,
 )
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.capture import read_capture
-from ingest.pipeline import Pipeline
-from ingest.settings import Settings
-from sensors.base import RawRecord
+from borderfuse.capture.files import read_capture
+from borderfuse.ingest.pipeline import Pipeline
+from borderfuse.ingest.settings import Settings
+from borderfuse.sensors.base import RawRecord
 
 SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
 T0_MS = 1_795_298_400_000   # 2026-11-21T22:00:00Z

@@ -7,12 +7,12 @@ from collections import defaultdict
 
 import pytest
 
-from ingest.capture import CaptureReader, read_capture
-from ingest.commands.publish import PublishError, make_producer, publish_records
-from ingest.commands.record import RecordError, record_topics
-from ingest.settings import DEFAULT_GEO_DIR
-from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, ensure_topics, icd_topics
-from sensors.base import RawRecord
+from borderfuse.capture.files import CaptureReader, read_capture
+from borderfuse.capture.publish import PublishError, make_producer, publish_records
+from borderfuse.capture.record import RecordError, record_topics
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR
+from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, ensure_topics, icd_topics
+from borderfuse.sensors.base import RawRecord
 
 
 def _by_topic(records) -> dict[str, list[tuple]]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import main
+from borderfuse.ingest.cli import main
 
 SCENARIO = Path("/work/shared/scenarios/sample")
 SCORER = Path("/work/shared/tools/score_incidents.py")
@@ -63,7 +63,7 @@ def test_sample_scenario_scores(two_runs):
     scorer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scorer)
     truth = json.loads((SCENARIO / "truth.json").read_text())
-    preds, bad = scorer.load_predictions(two_runs[0]["out"])
+    preds, bad, _withdrawn = scorer.load_predictions(two_runs[0]["out"])
     result = scorer.score(truth, preds)
     assert bad == 0
     assert result["f1"] >= 0.95, result

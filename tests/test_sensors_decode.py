@@ -7,13 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from geo import frames
-from geo.frames import GeoError
-from geo.geography import Geography
-from geo.polar import GEOD
-from sensors import base as b
-from sensors.decode import RecordDecoder
-from sensors.testing import (
+from borderfuse.geo import frames
+from borderfuse.geo.frames import GeoError
+from borderfuse.geo.geography import Geography
+from borderfuse.geo.polar import GEOD
+from borderfuse.sensors import base as b
+from borderfuse.sensors.decode import RecordDecoder
+from sensor_records import (
     EVENT_US, GEO_DIR, SCHEMAS_DIR, T0_MS, VALID_DOCS, de_record, record_of, valid_doc, valid_records,
 )
 

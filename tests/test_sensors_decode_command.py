@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ingest.cli import main
-from sensors.testing import record_of
+from borderfuse.ingest.cli import main
+from sensor_records import record_of
 
 
 def capture_line(record):

@@ -1,8 +1,8 @@
 """sensors.dedup.DuplicateFilter."""
 import pytest
 
-from sensors.base import RawRecord
-from sensors.dedup import DuplicateFilter, fingerprint
+from borderfuse.sensors.base import RawRecord
+from borderfuse.sensors.dedup import DuplicateFilter, fingerprint
 
 
 def rec(ts_ms, value=b"v", key=b"k", topic="t", offset=0):

@@ -1,6 +1,6 @@
 """sensors.dlq.dead_letter_headers."""
-from sensors.base import ImpossibleValueError, RawRecord
-from sensors.dlq import dead_letter_headers, dead_letter_topic
+from borderfuse.sensors.base import ImpossibleValueError, RawRecord
+from borderfuse.sensors.dlq import dead_letter_headers, dead_letter_topic
 
 
 def test_headers_name_error_and_source():

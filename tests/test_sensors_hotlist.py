@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from sensors import base as b
-from sensors.hotlist import HotlistEntry, HotlistUpdate, decode_hotlist
-from sensors.testing import T0_MS
+from borderfuse.sensors import base as b
+from borderfuse.sensors.hotlist import HotlistEntry, HotlistUpdate, decode_hotlist
+from sensor_records import T0_MS
 
 VALUE = {"plate": "LU 14958", "country": "PL", "reason": "wanted person's vehicle", "list": "SIS",
          "added": "2026-11-20T23:00:00.000+01:00"}

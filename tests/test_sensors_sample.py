@@ -3,11 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from geo.geography import Geography
-from ingest.capture import CaptureReader
-from sensors.decode import HOTLIST_TOPIC, RecordDecoder
-from sensors.hotlist import decode_hotlist
-from sensors.testing import GEO_DIR, SCHEMAS_DIR
+from borderfuse.geo.geography import Geography
+from borderfuse.capture.files import CaptureReader
+from borderfuse.sensors.decode import RecordDecoder
+from borderfuse.sensors.topics import HOTLIST_TOPIC
+from borderfuse.sensors.hotlist import decode_hotlist
+from sensor_records import GEO_DIR, SCHEMAS_DIR
 
 SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
 

@@ -1,9 +1,9 @@
-"""sensors.validate: normalisation and field checks."""
+"""borderfuse.sensors.validate: normalisation and field checks."""
 import pytest
 
-from sensors import base as b
-from sensors import validate as v
-from sensors.testing import T0_MS
+from borderfuse.sensors import base as b
+from borderfuse.sensors import validate as v
+from sensor_records import T0_MS
 
 
 @pytest.mark.parametrize("raw, plate", [("FF-AB 123", "FFAB123"), ("lu 14958", "LU14958"), ("wx.1234a", "WX1234A"),

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.arrival_merge import ArrivalMerge
-from sensors.base import RawRecord
+from borderfuse.ingest.arrival_merge import ArrivalMerge
+from borderfuse.sensors.base import RawRecord
 
 
 def rec(topic, offset, ts):

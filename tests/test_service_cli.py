@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import free_port
+from borderfuse.devbroker.broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}
-    return subprocess.run([sys.executable, "-m", "ingest.cli", *args], env={**clean, **(env or {})}, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "borderfuse.ingest.cli", *args], env={**clean, **(env or {})}, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

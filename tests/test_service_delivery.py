@@ -24,7 +24,7 @@ import pytest
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sensors.base import EmptyValueError, RawRecord  # noqa: E402
+from borderfuse.sensors.base import EmptyValueError, RawRecord  # noqa: E402
 
 INCIDENT_EVERY = 50
 SECTORS = ("S1", "S2", "S3", "S4")
@@ -88,7 +88,7 @@ class CountingPipeline:
 
 def expected_ids(records: list[RawRecord]) -> collections.Counter:
     """The ids an uninterrupted service raises: the pipeline over the records in merge order."""
-    from ingest.arrival_merge import ArrivalMerge
+    from borderfuse.ingest.arrival_merge import ArrivalMerge
 
     merge = ArrivalMerge()
     merge.add(records)
@@ -99,9 +99,9 @@ def expected_ids(records: list[RawRecord]) -> collections.Counter:
 
 
 def _main() -> int:
-    from ingest.commands.run import configure_logging
-    from ingest.service import FusionService
-    from ingest.settings import load_settings
+    from borderfuse.ingest.commands.run import configure_logging
+    from borderfuse.ingest.service import FusionService
+    from borderfuse.ingest.settings import load_settings
 
     configure_logging()
     stop = threading.Event()
@@ -116,7 +116,7 @@ N_RECORDS = 12_000
 
 
 def _records(prefix: str) -> list[RawRecord]:
-    from ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS
+    from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS
 
     topics = (*INPUT_TOPICS, HOTLIST_TOPIC)
     t0 = 1_795_300_000_000
@@ -126,9 +126,9 @@ def _records(prefix: str) -> list[RawRecord]:
 
 
 def _setup(bootstrap: str, prefix: str, **extra: str):
-    from ingest.commands.publish import publish_records
-    from ingest.service import FusionService
-    from ingest.settings import load_settings
+    from borderfuse.capture.publish import publish_records
+    from borderfuse.ingest.service import FusionService
+    from borderfuse.ingest.settings import load_settings
 
     env = {"BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
            "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix, "BORDERFUSE_SERVICE__IDLE_FLUSH_S": "1.5",
@@ -144,7 +144,7 @@ def _setup(bootstrap: str, prefix: str, **extra: str):
 
 
 def _published_ids(bootstrap: str, service) -> collections.Counter:
-    from ingest.incident_feed import read_incidents
+    from borderfuse.ingest.incident_feed import read_incidents
 
     docs = read_incidents(bootstrap, service.sector_topic.values())
     assert all(d["_key"] == d["incident_id"].encode() and d["_topic"] == service.sector_topic[d["sector"]]
@@ -153,7 +153,7 @@ def _published_ids(bootstrap: str, service) -> collections.Counter:
 
 
 def _committed(bootstrap: str, group: str) -> int:
-    from ingest.incident_feed import committed_total
+    from borderfuse.ingest.incident_feed import committed_total
     return committed_total(bootstrap, group)
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ingest.capture import read_capture
-from ingest.commands.publish import publish_records
-from ingest import incident_feed as feed
-from ingest.settings import load_settings
-from ingest.service import FusionService
+from borderfuse.capture.files import read_capture
+from borderfuse.capture.publish import publish_records
+from borderfuse.ingest import incident_feed as feed
+from borderfuse.ingest.settings import load_settings
+from borderfuse.ingest.service import FusionService
 from prometheus_harness import PrometheusHarness, prometheus_available
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def read_incidents(bootstrap: str, service: FusionService) -> list[dict]:
 
 
 def dead_letter_count(bootstrap: str, prefix: str) -> int:
-    from ingest.topics import INPUT_TOPICS, dlq_topic
+    from borderfuse.ingest.topics import INPUT_TOPICS, dlq_topic
 
     return len(feed.read_topics(bootstrap, [prefix + dlq_topic(t) for t in INPUT_TOPICS]))
 
@@ -64,7 +64,7 @@ def replay_reference(sample_capture, tmp_path_factory) -> list[dict]:
 
     out = tmp_path_factory.mktemp("replay") / "incidents.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}
-    result = subprocess.run([sys.executable, "-m", "ingest.cli", "replay", str(sample_capture), "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "borderfuse.ingest.cli", "replay", str(sample_capture), "--out", str(out),
                              "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -80,7 +80,7 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.5):
 
 def test_service_publishes_what_replay_raises_and_prometheus_scrapes_it(kafka_broker, sample_capture,
                                                                           replay_reference):
-    from ingest.metrics import ServiceMetrics
+    from borderfuse.ingest.metrics import ServiceMetrics
 
     prefix = "eq."
     settings = load_settings(environ=service_env(kafka_broker.bootstrap, prefix))
@@ -115,7 +115,7 @@ def test_service_publishes_what_replay_raises_and_prometheus_scrapes_it(kafka_br
 
 def _start_run(env: dict, log: Path) -> subprocess.Popen:
     with open(log, "ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "ingest.cli", "run", "--no-metrics"],
+        return subprocess.Popen([sys.executable, "-m", "borderfuse.ingest.cli", "run", "--no-metrics"],
                                 env={**os.environ, **env}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.state_store import MAGIC, ServiceSnapshot, SnapshotError, decode_snapshot, encode_snapshot
+from borderfuse.ingest.state_store import MAGIC, ServiceSnapshot, SnapshotError, decode_snapshot, encode_snapshot
 
 
 def test_round_trip():

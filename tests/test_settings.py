@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import DEFAULT_GEO_DIR, Settings, SettingsError, load_settings
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR, Settings, SettingsError, load_settings
 
 
 def test_defaults_without_file_or_environment():

@@ -13,9 +13,9 @@ import fastavro
 import numpy as np
 import pytest
 
-from ingest.settings import DEFAULT_SCHEMAS_DIR
-from ingest.simulator.encode import Encoder, de_times, hotlist_record
-from ingest.simulator.sensors import Feed
+from borderfuse.ingest.settings import DEFAULT_SCHEMAS_DIR
+from borderfuse.simulator.encode import Encoder, de_times, hotlist_record
+from borderfuse.simulator.sensors import Feed
 
 T0_US = 1_795_298_400_000_000  # 2026-11-21T22:00:00Z
 REGISTRY = json.loads((DEFAULT_SCHEMAS_DIR / "pl" / "registry.json").read_text())["schemas"]
@@ -162,6 +162,6 @@ def test_hotlist_record_key_is_country_and_normalised_plate(plate, country, key)
 
 
 def test_encoder_reports_a_missing_schema_registry(tmp_path: Path):
-    from ingest.simulator.scenario import SimulatorError
+    from borderfuse.simulator.scenario import SimulatorError
     with pytest.raises(SimulatorError, match="cannot load the PL schemas"):
         Encoder(tmp_path, T0_US)

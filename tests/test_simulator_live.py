@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from ingest.settings import DEFAULT_GEO_DIR
-from ingest.simulator import ScenarioConfig, run_live
-from ingest.topics import INPUT_TOPICS, HOTLIST_TOPIC, ensure_topics, icd_topics
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR
+from borderfuse.simulator import ScenarioConfig, run_live
+from borderfuse.ingest.topics import INPUT_TOPICS, HOTLIST_TOPIC, ensure_topics, icd_topics
 
 pytestmark = pytest.mark.integration
 PREFIX = "simlive."

@@ -11,14 +11,14 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from geo.geography import Geography
-from ingest.capture import read_capture
-from ingest.cli import main
-from ingest.settings import DEFAULT_GEO_DIR, DEFAULT_SCHEMAS_DIR
-from ingest.simulator import ScenarioConfig, SimulatorError, parse_mix, write_capture
-from ingest.simulator.engine import TOPICS, Simulation
-from ingest.simulator.scenario import MALFORMED_KINDS
-from ingest.simulator.world import LOITER_DWELL_S
+from borderfuse.geo.geography import Geography
+from borderfuse.capture.files import read_capture
+from borderfuse.ingest.cli import main
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR, DEFAULT_SCHEMAS_DIR
+from borderfuse.simulator import ScenarioConfig, SimulatorError, parse_mix, write_capture
+from borderfuse.simulator.engine import TOPICS, Simulation
+from borderfuse.simulator.scenario import MALFORMED_KINDS
+from borderfuse.simulator.world import LOITER_DWELL_S
 
 SMALL = ScenarioConfig(seed=11, minutes=3.0, targets=12, malformed_per_min=5.0)
 
@@ -90,7 +90,7 @@ def test_malformed_injection_produces_the_requested_kinds(tmp_path, kinds):
 
 
 def test_decoder_rejects_exactly_the_injected_malformed_records(small_capture, geo):
-    decode = pytest.importorskip("sensors.decode")
+    decode = pytest.importorskip("borderfuse.sensors.decode")
     path, truth_path, _ = small_capture
     truth = json.loads(truth_path.read_text())
     decoder = decode.RecordDecoder(geo, DEFAULT_SCHEMAS_DIR)
@@ -117,7 +117,7 @@ def test_truth_follows_the_icd_rules_on_the_true_paths(geo):
     sim = Simulation(config, 1_795_298_400_000_000)
     while not sim.done:
         sim.step()
-    from ingest.simulator.truth import build_truth
+    from borderfuse.simulator.truth import build_truth
     truth = build_truth(sim.geo, sim.world.targets, sim.anpr_reads, sim.hotlist, sim.t0_us, sim.duration, 21)
     by_id = {t.id: t for t in sim.world.targets}
     types = Counter(i["type"] for i in truth["incidents"])
@@ -158,7 +158,7 @@ def test_truth_file_scores_perfectly_against_itself(tmp_path, shared_dir):
     truth = json.loads((tmp_path / "truth.json").read_text())
     preds = tmp_path / "p.jsonl"
     preds.write_text("".join(json.dumps({"incident_id": str(i), **inc}) + "\n" for i, inc in enumerate(truth["incidents"])))
-    loaded, bad = scorer.load_predictions(preds)
+    loaded, bad, _withdrawn = scorer.load_predictions(preds)
     result = scorer.score(truth, loaded)
     assert bad == 0 and truth["incidents"] and result["f1"] == 1.0
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geo.geography import Geography
-from geo.polar import polar_to_shared
-from geo import frames
-from ingest.settings import DEFAULT_GEO_DIR
-from ingest.simulator.de_radar import DeRadar
-from ingest.simulator.scenario import ScenarioConfig
-from ingest.simulator.sensors import Camera, PlRadar, Uav
-from ingest.simulator.snapshot import Snapshot, true_course
-from ingest.simulator.world import Target
+from borderfuse.geo.geography import Geography
+from borderfuse.geo.polar import polar_to_shared
+from borderfuse.geo import frames
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR
+from borderfuse.simulator.de_radar import DeRadar
+from borderfuse.simulator.scenario import ScenarioConfig
+from borderfuse.simulator.sensors import Camera, PlRadar, Uav
+from borderfuse.simulator.snapshot import Snapshot, true_course
+from borderfuse.simulator.world import Target
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import DEFAULT_GEO_DIR
-from ingest.topics import (
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR
+from borderfuse.ingest.topics import (
     HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, icd_topics, list_topics,
     sector_topics,
 )

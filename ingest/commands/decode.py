@@ -17,11 +17,11 @@ from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ingest.capture import CaptureFormatError, CaptureReader
-from sensors.base import DecodeError, Observation, RawRecord
-from sensors.dedup import DuplicateFilter
-from sensors.dlq import dead_letter_headers, dead_letter_topic
-from sensors.hotlist import decode_hotlist
+from borderfuse.capture.files import CaptureFormatError, CaptureReader
+from borderfuse.sensors.base import DecodeError, Observation, RawRecord
+from borderfuse.sensors.dedup import DuplicateFilter
+from borderfuse.sensors.dlq import dead_letter_headers, dead_letter_topic
+from borderfuse.sensors.hotlist import decode_hotlist
 
 
 def register(sub):
@@ -70,8 +70,9 @@ def _run(args) -> int:
         print("borderfuse decode: --batch must be > 0", file=sys.stderr)
         return 2
     # imported here: pyproj and shapely are slow to import and every other command's --help would pay
-    from geo.geography import Geography
-    from sensors.decode import HOTLIST_TOPIC, RecordDecoder
+    from borderfuse.geo.geography import Geography
+    from borderfuse.sensors.decode import RecordDecoder
+    from borderfuse.sensors.topics import HOTLIST_TOPIC
 
     icd = args.settings.icd
     decoder = RecordDecoder(Geography.load(icd.geo_dir), icd.schemas_dir)

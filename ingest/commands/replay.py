@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from sensors.dlq import dead_letter_topic
+from borderfuse.sensors.dlq import dead_letter_topic
 
 CHUNK = 2000
 
@@ -30,9 +30,9 @@ def register(sub):
 
 
 def _run(args) -> int:
-    from fusion.rules import RulesError
-    from ingest.capture import CaptureFormatError, format_record, read_capture
-    from ingest.pipeline import Pipeline
+    from borderfuse.fusion.rules import RulesError
+    from borderfuse.capture.files import CaptureFormatError, format_record, read_capture
+    from borderfuse.ingest.pipeline import Pipeline
 
     try:
         pipeline = Pipeline.from_settings(args.settings, rules_file=args.rules, collect_tracks=bool(args.tracks))

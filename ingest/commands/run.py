@@ -29,8 +29,8 @@ def configure_logging() -> None:
 
 
 def _run(args) -> int:
-    from ingest.metrics import MetricsError, ServiceMetrics
-    from ingest.service import FusionService, ServiceError
+    from borderfuse.ingest.metrics import MetricsError, ServiceMetrics
+    from borderfuse.ingest.service import FusionService, ServiceError
 
     configure_logging()
     settings = args.settings

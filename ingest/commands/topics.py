@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ingest.topics import TopicsError, ensure_topics, icd_topics, list_topics
+from borderfuse.ingest.topics import TopicsError, ensure_topics, icd_topics, list_topics
 
 
 def register(sub):

@@ -1,4 +1,4 @@
-"""`borderfuse broker start|stop|status`: the development Kafka broker (see ingest/broker.py).
+"""`borderfuse broker start|stop|status`: the development Kafka broker (see devbroker/broker.py).
 
 By hand the broker runs detached; its pid and port are kept in files under settings
 broker.state_dir, which also holds its data and logs.
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.broker import LOOPBACK, BrokerError, KafkaBroker, answers_metadata, is_kafka_pid, stop_pid
+from borderfuse.devbroker.broker import LOOPBACK, BrokerError, KafkaBroker, answers_metadata, is_kafka_pid, stop_pid
 
 PID_FILE = "broker.pid"
 PORT_FILE = "broker.port"

@@ -21,9 +21,9 @@ from typing import Callable, TextIO
 import attrs
 import numpy as np
 
-from ingest.simulator.engine import TOPICS, Batch, Simulation
-from ingest.simulator.scenario import ScenarioConfig, SimulatorError
-from ingest.simulator.truth import build_truth
+from borderfuse.simulator.engine import TOPICS, Batch, Simulation
+from borderfuse.simulator.scenario import ScenarioConfig, SimulatorError
+from borderfuse.simulator.truth import build_truth
 
 LOOKAHEAD_S = 15.0  # live: generate this far ahead of now (covers the 10 s of late delivery)
 PROGRESS_EVERY_S = 5.0

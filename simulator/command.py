@@ -6,8 +6,8 @@ import sys
 import threading
 from datetime import datetime
 
-from ingest.simulator import ScenarioConfig, SimulatorError, parse_mix, run_live, write_capture
-from ingest.simulator.scenario import DEFAULT_MIX, MALFORMED_KINDS, TARGET_KINDS
+from borderfuse.simulator import ScenarioConfig, SimulatorError, parse_mix, run_live, write_capture
+from borderfuse.simulator.scenario import DEFAULT_MIX, MALFORMED_KINDS, TARGET_KINDS
 
 
 def register(sub):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from geo.geography import SensorInfo
-from ingest.simulator.scenario import ScenarioConfig, SimulatorError
-from ingest.simulator.sensors import Feed, _ticks
-from ingest.simulator.snapshot import Snapshot, true_course
+from borderfuse.geo.geography import SensorInfo
+from borderfuse.simulator.scenario import ScenarioConfig, SimulatorError
+from borderfuse.simulator.sensors import Feed, _ticks
+from borderfuse.simulator.snapshot import Snapshot, true_course
 
 LOST_AFTER_S = 5.0
 TENTATIVE_REPORTS = 2

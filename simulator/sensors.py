@@ -9,11 +9,11 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from geo import frames
-from geo.geography import SensorInfo
-from ingest.simulator.scenario import ScenarioConfig
-from ingest.simulator.snapshot import CLASS_CODES, Snapshot, geodesic_from
-from ingest.simulator.world import World
+from borderfuse.geo import frames
+from borderfuse.geo.geography import SensorInfo
+from borderfuse.simulator.scenario import ScenarioConfig
+from borderfuse.simulator.snapshot import CLASS_CODES, Snapshot, geodesic_from
+from borderfuse.simulator.world import World
 
 UNKNOWN = CLASS_CODES.index("unknown")
 RCS_BY_CLASS = np.array([[-1.0, 3.0], [12.0, 4.0], [-4.0, 3.0], [-14.0, 3.0], [-8.0, 5.0]])  # mean, sd dBsm
@@ -208,7 +208,7 @@ class Anpr:
 
 def build_models(world: World, config: ScenarioConfig, seed_seq: np.random.SeedSequence) -> list:
     """One model per registry sensor (ANPR: one per side), each with its own random stream."""
-    from ingest.simulator.de_radar import DeRadar
+    from borderfuse.simulator.de_radar import DeRadar
     sensors = sorted(world.geo.sensors.values(), key=lambda s: s.id)
     streams = iter(seed_seq.spawn(len(sensors) + 2))
     models = []

@@ -14,11 +14,12 @@ from typing import Any
 
 import fastavro
 
-from sensors.base import RawRecord
-from sensors.pl_avro import HEADER, MAGIC, PlAvroCodec
+from borderfuse.sensors.base import RawRecord
+from borderfuse.sensors.pl_avro import HEADER, MAGIC, PlAvroCodec
 
-SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
-GEO_DIR = Path(__file__).resolve().parent.parent / "geo" / "data"
+REPO_DIR = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = REPO_DIR / "sensors" / "schemas"
+GEO_DIR = REPO_DIR / "geo" / "data"
 T0_MS = 1_795_298_400_000  # 2026-11-21T22:00:00Z, the sample night's start
 EVENT_US = T0_MS * 1000 + 500_000
 EVENT_DE_TS = "2026-11-21T23:00:00.500+01:00"  # the same instant as EVENT_US, CET

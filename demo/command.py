@@ -50,7 +50,7 @@ def format_incident(doc: dict) -> str:
 
 
 def _free_or(port: int) -> int:
-    from ingest.broker import free_port, port_is_free
+    from borderfuse.devbroker.broker import free_port, port_is_free
 
     return port if port and port_is_free(port) else free_port()
 
@@ -58,12 +58,12 @@ def _free_or(port: int) -> int:
 def _run(args) -> int:
     import logging
 
-    from ingest.broker import BrokerError, KafkaBroker
-    from ingest.commands.run import configure_logging
-    from ingest.metrics import ServiceMetrics
-    from ingest.service import FusionService, ServiceError
-    from ingest.simulator import ScenarioConfig, run_live
-    from ingest.topics import TopicsError, ensure_topics, icd_topics
+    from borderfuse.devbroker.broker import BrokerError, KafkaBroker
+    from borderfuse.ingest.commands.run import configure_logging
+    from borderfuse.ingest.metrics import ServiceMetrics
+    from borderfuse.ingest.service import FusionService, ServiceError
+    from borderfuse.simulator import ScenarioConfig, run_live
+    from borderfuse.ingest.topics import TopicsError, ensure_topics, icd_topics
 
     configure_logging()
     logging.getLogger("borderfuse").setLevel(logging.WARNING)
@@ -132,7 +132,7 @@ def _run(args) -> int:
 
 
 def _feed(bootstrap: str, service, stop: threading.Event, started: float, deadline: float | None, say) -> None:
-    from ingest.incident_feed import follow_incidents
+    from borderfuse.ingest.incident_feed import follow_incidents
 
     def should_stop() -> bool:
         return stop.is_set() or (deadline is not None and time.monotonic() >= deadline)

@@ -1,7 +1,7 @@
 """A real single-node Kafka broker (KRaft, broker+controller in one JVM) on loopback.
 
 Used by `borderfuse broker`, the demo and the integration tests. The jars come from Maven
-Central through this machine's `mvn` (over ingest/kafka/pom.xml) and are cached in
+Central through this machine's `mvn` (over devbroker/kafka/pom.xml) and are cached in
 `<cache_dir>/kafka-<version>/libs`; a marker file is written only once the download is
 complete, so an interrupted download is redone. Each broker owns a data dir holding its
 config, KRaft log dirs, the ports it chose and its log files; `stop()` then `start()` on the
@@ -27,8 +27,9 @@ from typing import Callable
 
 import attrs
 
+from borderfuse.ingest.kafka_probe import LOOPBACK, answers_metadata, reachable  # noqa: F401  (re-exported)
+
 POM_FILE = Path(__file__).resolve().parent / "kafka" / "pom.xml"
-LOOPBACK = "127.0.0.1"
 COMPLETE_MARKER = ".complete"
 _PR_SET_PDEATHSIG = 1
 
@@ -115,42 +116,6 @@ def port_is_free(port: int) -> bool:
                 return False
             raise
         return True
-
-
-def reachable(bootstrap: str, timeout_s: float = 0.5) -> bool:
-    """True when any of the comma-separated `host:port`s accepts a TCP connection.
-
-    Check this before making a kafka-python client: kafka-python 3.0.12 leaks a socket per
-    refused connect attempt (ResourceWarning) and waits out its bootstrap timeout.
-    """
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or LOOPBACK, int(port)), timeout=timeout_s):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request and lists itself."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    if not reachable(bootstrap):
-        return False
-    admin = None
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 bootstrap_timeout_ms=int(timeout_s * 1000), client_id="borderfuse-probe")
-        admin.list_topics()
-        return bool(admin.describe_cluster().get("brokers"))
-    except (KafkaError, OSError, ValueError):
-        return False
-    finally:
-        if admin is not None:
-            admin.close()
 
 
 # --------------------------------------------------------------------------- processes

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import fastavro
 import numpy as np
 
-from ingest.simulator.layout import VIENNA_SIGN
-from ingest.simulator.scenario import SimulatorError
-from ingest.simulator.sensors import Feed
-from ingest.simulator.snapshot import CLASS_CODES
+from borderfuse.simulator.layout import VIENNA_SIGN
+from borderfuse.simulator.scenario import SimulatorError
+from borderfuse.simulator.sensors import Feed
+from borderfuse.simulator.snapshot import CLASS_CODES
 
 DE_ZONE = ZoneInfo("Europe/Berlin")
 PL_CLASSES = tuple(c.upper() for c in CLASS_CODES)

@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from geo.geography import Geography
-from ingest.simulator.world import LOITER_DWELL_S, Target
+from borderfuse.geo.geography import Geography
+from borderfuse.simulator.world import LOITER_DWELL_S, Target
 
 
 def iso_z(t0_us: int, t: float) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from geo import frames
-from geo.polar import GEOD
-from ingest.simulator.world import Target
+from borderfuse.geo import frames
+from borderfuse.geo.polar import GEOD
+from borderfuse.simulator.world import Target
 
 CLASS_CODES = ("person", "vehicle", "animal", "drone", "unknown")
 GRID_STEP_S = 1.0

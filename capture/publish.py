@@ -14,9 +14,9 @@ from typing import Callable, Iterable
 
 import attrs
 
-from ingest.broker import reachable
-from ingest.capture import CaptureFormatError, CaptureReader
-from sensors.base import RawRecord
+from borderfuse.ingest.kafka_probe import reachable
+from borderfuse.capture.files import CaptureFormatError, CaptureReader
+from borderfuse.sensors.base import RawRecord
 
 Progress = Callable[[int, float], None]  # (records so far, seconds since start)
 

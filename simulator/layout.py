@@ -10,8 +10,8 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point
 
-from geo.geography import Geography
-from ingest.simulator.scenario import SimulatorError
+from borderfuse.geo.geography import Geography
+from borderfuse.simulator.scenario import SimulatorError
 
 ROAD_HALF_LENGTH_DEG = 0.08    # bridge roads run this far east and west of the crossing point (~5.4 km)
 LOCAL_ROAD_OFFSET_M = 3500.0   # local roads run parallel to the border this far inside each side

@@ -13,9 +13,9 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Point
 
-from geo.geography import Geography
-from ingest.simulator import layout as lay
-from ingest.simulator.scenario import TARGET_KINDS, ScenarioConfig, SimulatorError
+from borderfuse.geo.geography import Geography
+from borderfuse.simulator import layout as lay
+from borderfuse.simulator.scenario import TARGET_KINDS, ScenarioConfig, SimulatorError
 
 KIND_CLASS = {"crossing": "person", "crossing_at_bcp": "person", "loiter": "person", "walker": "person",
               "vehicle": "vehicle", "local_vehicle": "vehicle", "drone": "drone", "animal": "animal"}

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ingest.broker import reachable
-from ingest.capture import CaptureWriter
-from sensors.base import RawRecord
+from borderfuse.ingest.kafka_probe import reachable
+from borderfuse.capture.files import CaptureWriter
+from borderfuse.sensors.base import RawRecord
 
 Progress = Callable[[int, float], None]  # (records so far, seconds since start)
 

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import attrs
 
-from ingest.settings import DEFAULT_GEO_DIR, DEFAULT_SCHEMAS_DIR
+from borderfuse.ingest.settings import DEFAULT_GEO_DIR, DEFAULT_SCHEMAS_DIR
 
 # Target kinds. The class each one has, and what the ICD rules should make of it, lives in world.py.
 TARGET_KINDS = (

@@ -10,15 +10,15 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from geo.geography import Geography
-from geo.frames import GeoError
-from ingest.simulator import malformed
-from ingest.simulator.encode import Encoder, hotlist_record
-from ingest.simulator.layout import random_plate
-from ingest.simulator.scenario import ScenarioConfig, SimulatorError
-from ingest.simulator.sensors import Feed, build_models
-from ingest.simulator.snapshot import Snapshot
-from ingest.simulator.world import World
+from borderfuse.geo.geography import Geography
+from borderfuse.geo.frames import GeoError
+from borderfuse.simulator import malformed
+from borderfuse.simulator.encode import Encoder, hotlist_record
+from borderfuse.simulator.layout import random_plate
+from borderfuse.simulator.scenario import ScenarioConfig, SimulatorError
+from borderfuse.simulator.sensors import Feed, build_models
+from borderfuse.simulator.snapshot import Snapshot
+from borderfuse.simulator.world import World
 
 TOPICS = ("pl.radar.plots", "pl.camera.detections", "pl.uav.detections", "pl.anpr.reads",
           "de.radar.tracks", "de.camera.detections", "de.uav.detections", "de.anpr.reads", "shared.hotlist")

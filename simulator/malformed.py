@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 
-from geo.geography import Geography
-from ingest.simulator.encode import Encoder, de_times, frame
+from borderfuse.geo.geography import Geography
+from borderfuse.simulator.encode import Encoder, de_times, frame
 
 PL_TOPICS = ("pl.radar.plots", "pl.camera.detections", "pl.uav.detections", "pl.anpr.reads")
 DE_TOPICS = ("de.radar.tracks", "de.camera.detections", "de.uav.detections", "de.anpr.reads")

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sensors.base import RawRecord
+from borderfuse.sensors.base import RawRecord
 
 FIELDS = ("topic", "partition", "offset", "timestamp_ms", "key", "value")
 

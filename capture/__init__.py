@@ -1,0 +1,1 @@
+"""Capture files (recorded Kafka traffic): the file format, and `borderfuse publish` / `borderfuse record`."""

@@ -1,0 +1,1 @@
+"""`borderfuse demo`: the development broker, the simulator and the service together, live in the terminal."""
