@@ -39,7 +39,7 @@ from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS  # noqa: E402
 def settings_for(bootstrap: str, prefix: str):
     return load_settings(environ={
         "BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
-        "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix, "BORDERFUSE_SERVICE__IDLE_FLUSH_S": "600"})
+        "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix})
 
 
 def bare_consume(bootstrap: str, topics: list[str], total: int) -> float:

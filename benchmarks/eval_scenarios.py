@@ -2,9 +2,10 @@
 
 For each seed: `borderfuse simulate --out --truth`, `borderfuse replay`, then the ICD scorer
 (`../shared/tools/score_incidents.py`). Prints one line per seed and the mean F1, so a rule or
-tracker change can be judged on more than the one recorded sample night.
+tracker change can be judged on more than the one recorded sample night. `--rules FILE` scores that
+rules file (validated first); without it, the settings' `fusion.rules_file` (default `fusion/rules.toml`).
 
-    python benchmarks/eval_scenarios.py [--seeds 1,2,3] [--minutes 30] [--sample]
+    python benchmarks/eval_scenarios.py [--rules FILE] [--seeds 1,2,3] [--minutes 30] [--sample]
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ def _run(*args: str) -> None:
         sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
 
-def score(capture: Path, truth: Path, workdir: Path) -> dict:
+def score(capture: Path, truth: Path, workdir: Path, rules: Path | None = None) -> dict:
     incidents = workdir / f"{capture.stem}.incidents.jsonl"
-    _run(sys.executable, "-m", "borderfuse.ingest.cli", "replay", str(capture), "--out", str(incidents))
+    _run(sys.executable, "-m", "borderfuse.ingest.cli", "replay", str(capture), "--out", str(incidents),
+         *(["--rules", str(rules)] if rules is not None else []))
     out = subprocess.run([sys.executable, str(SCORER), str(truth), str(incidents), "--json"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -47,9 +49,20 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per seed (default 30)")
     ap.add_argument("--sample", action="store_true", help="also score the recorded sample night")
     ap.add_argument("--verbose", action="store_true", help="print missed incidents and false alarms")
+    ap.add_argument("--rules", metavar="FILE", type=Path,
+                    help="rules TOML to score (default: the settings' fusion.rules_file, i.e. fusion/rules.toml)")
     a = ap.parse_args()
     if not SCORER.exists():
         sys.exit(f"scorer not found at {SCORER}: ../shared must be beside the repository")
+    if a.rules is not None:
+        from borderfuse.fusion.rules import RulesError, load_rules
+        try:   # refused before any simulation: the error names file, section and key
+            load_rules(a.rules)
+        except RulesError as exc:
+            sys.exit(f"eval_scenarios: {exc}")
+        a.rules = a.rules.resolve()
+    print(f"rules: {a.rules if a.rules is not None else 'the settings fusion.rules_file (default fusion/rules.toml)'}",
+          flush=True)
     f1s = []
     with tempfile.TemporaryDirectory(prefix="borderfuse-eval-") as tmp:
         work = Path(tmp)
@@ -62,7 +75,7 @@ def main() -> int:
                  "--seed", str(seed), "--minutes", str(a.minutes))
             runs.append((f"seed {seed}", cap, truth))
         for name, cap, truth in runs:
-            r = score(cap, truth, work)
+            r = score(cap, truth, work, a.rules)
             f1s.append(r["f1"])
             print(_line(name, r), flush=True)
             if a.verbose:

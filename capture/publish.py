@@ -41,7 +41,9 @@ def make_producer(bootstrap: str, client_id: str = "borderfuse-publish", **overr
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    config = dict(bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5,
+    # Idempotent: a broker restart mid-publish makes the producer retry, and retries must not
+    # duplicate records (the broker drops a batch it already has by producer id and sequence).
+    config = dict(bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=5, enable_idempotence=True,
                   batch_size=256 * 1024, max_block_ms=15000, bootstrap_timeout_ms=10000,
                   max_request_size=8 * 1024 * 1024)
     config.update(overrides)

@@ -29,6 +29,8 @@ def register(sub):
                    help="port of the broker the demo starts (default broker.port, or a free one if it is taken)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="port for /metrics (default metrics.port, or a free one if it is taken)")
+    p.add_argument("--console-port", type=int, default=8800,
+                   help="port of the web console (`borderfuse console`; default 8800, or a free one if it is taken)")
     p.add_argument("--speed", type=float, default=3.0,
                    help="simulated seconds per wall-clock second (default 3: the simulator lets its sensors "
                    "see a target for 90 simulated seconds before its first event, so at 3x the first incidents "
@@ -62,6 +64,7 @@ def _run(args) -> int:
     from borderfuse.ingest.commands.run import configure_logging
     from borderfuse.ingest.metrics import ServiceMetrics
     from borderfuse.ingest.service import FusionService, ServiceError
+    from borderfuse.console.server import ConsoleError, start_console
     from borderfuse.simulator import ScenarioConfig, run_live
     from borderfuse.ingest.topics import TopicsError, ensure_topics, icd_topics
 
@@ -73,7 +76,7 @@ def _run(args) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     say = lambda text: print(f"demo: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    broker, data_dir, threads, server, errors = None, None, [], None, []
+    broker, data_dir, threads, server, errors, console = None, None, [], None, [], None
     try:
         if args.bootstrap:
             bootstrap = args.bootstrap
@@ -90,6 +93,8 @@ def _run(args) -> int:
         metrics_port = _free_or(settings.metrics.port if args.metrics_port is None else args.metrics_port)
         server = metrics.start_http_server(settings.metrics.host, metrics_port)
         say(f"metrics at http://{settings.metrics.host}:{server.port}/metrics")
+        console = start_console(settings, port=_free_or(args.console_port), bootstrap=bootstrap)
+        say(f"console at {console.url} (map, incidents per sector, acknowledge/assign/resolve)")
         service = FusionService(settings, metrics=metrics)
         config = ScenarioConfig(seed=args.seed, minutes=None, start=None, targets=args.targets,
                                 start_stagger_s=0.0, geo_dir=settings.icd.geo_dir,
@@ -111,7 +116,7 @@ def _run(args) -> int:
         say(f"broker {bootstrap}, simulator at {args.speed:g}x real time; live incidents below (Ctrl-C stops)")
         deadline = None if args.minutes is None else started + args.minutes * 60
         _feed(bootstrap, service, stop, started, deadline, say)
-    except (BrokerError, TopicsError, ServiceError) as exc:
+    except (BrokerError, TopicsError, ServiceError, ConsoleError) as exc:
         print(f"borderfuse demo: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -120,6 +125,8 @@ def _run(args) -> int:
             thread.join(timeout=60)
         if server is not None:
             server.stop()
+        if console is not None:
+            console.stop()
         if broker is not None:
             broker.stop()
         if data_dir is not None:

@@ -1,6 +1,7 @@
 """Border crossings of tracks: path segments against the border line, with hysteresis and a class hold.
 
-Per track: the side it is established on (last seen at least `side_margin_m` from the line)
+Per track: the side it is established on (last seen on it with `side_probability`, i.e. at a
+distance of at least z * sigma of its own position uncertainty, and `side_margin_m`)
 and its path since it was last established there. When a confident position lies at least
 the margin onto the other side, the path's segments are tested against the border line
 (segment crossing, not the last point) and the first crossing is a *candidate*. The candidate
@@ -18,6 +19,12 @@ from borderfuse.fusion.rules import RuleSet
 from borderfuse.fusion.tracker import TrackUpdate
 
 _MAX_PATH = 400
+
+
+def _z_of(probability: float) -> float:
+    """One-sided normal quantile: P(N(0,1) <= z) = probability."""
+    from scipy.special import ndtri
+    return float(ndtri(probability))
 
 
 @attrs.define(slots=True)
@@ -50,19 +57,27 @@ class CrossingDetector:
         """Feed track updates (time order); returns the crossings they complete."""
         p = self.params
         ups = [u for u in updates if u.sigma_m <= p.max_position_sigma_m]
+        z = _z_of(p.side_probability)
         if not ups:
             return []
         xs = np.array([u.x for u in ups])
         ys = np.array([u.y for u in ups])
         sides = self.geography.border_side(xs, ys)
         dist = self.geography.distance_to_border(xs, ys)
+        # 1-sigma of each position across the line: the covariance projected on the border normal
+        # (a radar's range error along the line does not make a crossing doubtful; across it, it does)
+        nx, ny = self.geography.border_normal(xs, ys)
+        cov = np.array([u.cov if u.cov is not None else (u.sigma_m ** 2, 0.0, u.sigma_m ** 2) for u in ups])
+        across = np.sqrt(np.maximum(cov[:, 0] * nx * nx + 2 * cov[:, 1] * nx * ny + cov[:, 2] * ny * ny, 0.0))
+        across = np.where((nx == 0) & (ny == 0), np.array([u.sigma_m for u in ups]), across)
         found: list[tuple[str, list, str, str]] = []
-        for u, side, d in zip(ups, sides.tolist(), dist.tolist()):
+        for u, side, d, sigma_n in zip(ups, sides.tolist(), dist.tolist(), across.tolist()):
             st = self._state.get(u.track.id)
             if st is None:
                 st = self._state[u.track.id] = _SideState()
             point = (u.time_us, u.x, u.y)
-            far = d >= p.side_margin_m
+            # on this side with the rule's probability, from the track's own uncertainty
+            far = d >= max(p.side_margin_m, z * sigma_n)
             if st.side is None:
                 if far:
                     st.side, st.path = side, [point]

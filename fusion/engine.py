@@ -46,6 +46,8 @@ class FusionEngine:
         self._track_sources: dict[str, set] = {}
         self._next_maintain: int | None = None
         self._crossing_no: collections.Counter = collections.Counter()
+        # raised crossings that still follow their track's class: track id -> (incident, candidate, until µs)
+        self._following: dict[str, tuple[Incident, CrossingCandidate, int]] = {}
 
     # --- input ---
     def process(self, items: list[Any], watermark_us: int | None) -> list[Incident]:
@@ -70,6 +72,11 @@ class FusionEngine:
         far = end + int(max(self.rules.crossing.class_max_hold_s, 1.0) * 1e6) + 2 * SLICE_US
         out = self._run(far - far % SLICE_US + SLICE_US)
         return out + self._decide(far, final=True)
+
+    def read_anpr(self, obs: Observation) -> list[Incident]:
+        """An ANPR read, judged at once (the caller feeds reads in arrival order, not event order):
+        a hotlist hit needs only the read and the list, and passages do not depend on order."""
+        return self._anpr([obs])
 
     def late(self, obs: Observation) -> tuple[str, list[Incident]]:
         """An observation behind the watermark: use what is still sound.
@@ -138,6 +145,7 @@ class FusionEngine:
             for track in self.tracker.prune(t):
                 self._on_delete(track.id)
             out += self._decide(t)
+            out += self._follow_classes(t)
             self._next_maintain += MAINTAIN_US
         return out
 
@@ -184,6 +192,37 @@ class FusionEngine:
         self._held = keep
         return out
 
+    def _follow_classes(self, now_us: int) -> list[Incident]:
+        """A raised crossing follows its track's class for `follow_class_s`: a settled change is an
+        update (same id, higher seq); a class its rule does not raise withdraws it (an animal), and a
+        drone first raised as an unknown border crossing becomes a drone_crossing."""
+        out: list[Incident] = []
+        cfg = self.rules.tracker
+        for track_id, (incident, cand, until) in list(self._following.items()):
+            track = self.tracker.get(track_id)
+            if track is None or now_us > until:
+                del self._following[track_id]
+                continue
+            cls, settled = track.class_state(cfg.settle_weight, cfg.settle_share)
+            if not settled or cls == incident.cls:
+                continue
+            rule = self.rules.drone_crossing if incident.type == "drone_crossing" else self.rules.border_crossing
+            if cls in rule.classes:
+                incident = attrs.evolve(incident, cls=cls, seq=incident.seq + 1,
+                                        summary=incident.summary.replace(f"{incident.cls} crossed", f"{cls} crossed"))
+                self._following[track_id] = (incident, cand, until)
+                self.stats["crossing_class_updated"] += 1
+                out.append(incident)
+                continue
+            del self._following[track_id]
+            self.stats[f"crossing_withdrawn_{cls}"] += 1
+            out.append(attrs.evolve(incident, cls=cls, seq=incident.seq + 1, status="withdrawn",
+                                    summary=f"withdrawn: the track turned out to be {cls}"))
+            self._raised = [r for r in self._raised if not (r[4] == track_id and r[1] == cand.time_us)]
+            if cls in self.rules.drone_crossing.classes:
+                out += self._crossing_incident(cand, cls)
+        return out
+
     def _crossing_incident(self, cand: CrossingCandidate, cls: str) -> list[Incident]:
         if cls in self.rules.drone_crossing.classes and self.rules.drone_crossing.enabled:
             kind, rule = "drone_crossing", self.rules.drone_crossing
@@ -213,11 +252,13 @@ class FusionEngine:
         self._crossing_no[cand.track_id] += 1
         lon, lat = self._wgs84(cand.x, cand.y)
         what = "drone" if kind == "drone_crossing" else cls
-        return [Incident(f"{kind}-{cand.track_id}-{self._crossing_no[cand.track_id]}", kind, sector, cand.time_us,
-                         lat, lon, cand.track_id, self._track_sources.get(cand.track_id, ()), rule.severity,
-                         f"{what} crossed the border {cand.from_side}->{cand.to_side} outside crossing points"
-                         if kind == "border_crossing" else f"drone crossed the border {cand.from_side}->{cand.to_side}",
-                         cls=cls)]
+        incident = Incident(f"{kind}-{cand.track_id}-{self._crossing_no[cand.track_id]}", kind, sector, cand.time_us,
+                            lat, lon, cand.track_id, self._track_sources.get(cand.track_id, ()), rule.severity,
+                            f"{what} crossed the border {cand.from_side}->{cand.to_side} outside crossing points"
+                            if kind == "border_crossing" else f"drone crossed the border {cand.from_side}->{cand.to_side}",
+                            cls=cls)
+        self._following[cand.track_id] = (incident, cand, cand.time_us + int(p.follow_class_s * 1e6))
+        return [incident]
 
     def _loitering_incident(self, hit) -> list[Incident]:
         sector = self._sector(hit.x, hit.y)
@@ -281,6 +322,8 @@ class FusionEngine:
                 self._held[i] = CrossingCandidate(kept_id, c.time_us, c.x, c.y, c.at_crossing_point, c.from_side,
                                                   c.to_side)
         self._raised = [(k, t, x, y, kept_id if tr == gone_id else tr) for k, t, x, y, tr in self._raised]
+        if gone_id in self._following and kept_id not in self._following:
+            self._following[kept_id] = self._following.pop(gone_id)
         self._on_delete(gone_id, merged=True)
 
     def _on_delete(self, track_id: str, merged: bool = False) -> None:

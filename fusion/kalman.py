@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 CHI2_2DOF_999 = 13.8155  # 99.9 % gate for a 2-d innovation
+CHI2_2DOF_999999 = 27.631  # 99.9999 %: -2 ln(1e-6), beyond it a detection is not this track's outlier
 
 
 def predict(x: np.ndarray, P: np.ndarray, dt: np.ndarray, q: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

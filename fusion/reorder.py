@@ -7,10 +7,16 @@ Here every source (topic, partition) has its own newest event time; the watermar
 minimum over the *active* sources minus the allowed lateness, so a source that is behind holds
 the others back and live and replay release the same observations in the same order.
 
-Idle sources: a source whose newest event time is more than `idle_s` behind the newest of all
-sources is ignored (sparse feeds such as ANPR, or a silent/dead feed, must not stall everything).
-If it wakes up, its records behind the watermark are late and the caller decides what to do
-with them (they are never dropped silently).
+Idle sources are judged on arrival time (the records' broker timestamps), never on the wall
+clock: a source with nothing in flight, i.e. none of whose records arrived within `idle_arrival_s`
+of the newest arrival of any source, is ignored (sparse feeds such as ANPR or a camera with nothing
+in view, or a silent/dead feed, must not stall everything). If it wakes up, its records behind the
+watermark are late and the caller decides what to do with them (never dropped silently). Items
+pushed without an arrival time fall back to the older rule: a source more than `idle_s` of event
+time behind the newest is idle.
+
+The watermark moves on every push, not on `release()`: whether an item is late is then a function
+of the items pushed before it, never of how the caller batched them (live polls vs replay chunks).
 
 Release order is (time_us, order key) - a pure function of the data, not of the arrival order.
 The watermark never goes backwards. Memory is bounded: at most `max_items` are held; beyond
@@ -31,13 +37,22 @@ class ReorderBuffer:
     max_items: int = 2_000_000
     watermark_us: int | None = None
     forced: int = 0
+    idle_arrival_ms: int = 5_000
     _heap: list = attrs.field(factory=list)
     _newest: dict[Hashable, int] = attrs.field(factory=dict)
+    _arrival: dict[Hashable, int] = attrs.field(factory=dict)   # source -> its newest arrival (ms)
+    _newest_arrival: int | None = None
     _pushed: int = 0
 
     @classmethod
-    def from_seconds(cls, lateness_s: float, idle_s: float = 30.0, max_items: int = 2_000_000) -> "ReorderBuffer":
-        return cls(int(lateness_s * 1e6), int(idle_s * 1e6), max_items)
+    def from_seconds(cls, lateness_s: float, idle_s: float = 30.0, max_items: int = 2_000_000,
+                     idle_arrival_s: float = 5.0) -> "ReorderBuffer":
+        return cls(int(lateness_s * 1e6), int(idle_s * 1e6), max_items, idle_arrival_ms=int(idle_arrival_s * 1000))
+
+    @property
+    def newest_event_times(self) -> dict[Hashable, int]:
+        """{source: newest event time (µs)} (for the service's per-side gauges)."""
+        return dict(self._newest)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -45,33 +60,49 @@ class ReorderBuffer:
     def is_late(self, time_us: int) -> bool:
         return self.watermark_us is not None and time_us <= self.watermark_us
 
-    def push(self, source: Hashable | None, time_us: int, order_key: tuple, item: Any) -> bool:
+    def push(self, source: Hashable | None, time_us: int, order_key: tuple, item: Any,
+             arrival_ms: int | None = None) -> bool:
         """Buffer an item; False (item not buffered) when it is already behind the watermark.
 
         `source` None: the item does not advance any source's event time (e.g. hotlist updates
-        stamped with their broker time).
+        stamped with their broker time). `arrival_ms`: the record's broker timestamp, which drives
+        idleness. The watermark is advanced after every push.
         """
-        if source is not None and time_us > self._newest.get(source, -1 << 62):
-            self._newest[source] = time_us
-        if self.is_late(time_us):
-            return False
-        self._pushed += 1   # last tie-break only (keys are unique in practice): never compare items
-        heapq.heappush(self._heap, (time_us, order_key, self._pushed, item))
-        return True
+        if source is not None:
+            if time_us > self._newest.get(source, -1 << 62):
+                self._newest[source] = time_us
+            if arrival_ms is not None:
+                if arrival_ms > self._arrival.get(source, -1 << 62):
+                    self._arrival[source] = arrival_ms
+        if arrival_ms is not None and (self._newest_arrival is None or arrival_ms > self._newest_arrival):
+            self._newest_arrival = arrival_ms
+        late = self.is_late(time_us)
+        if not late:
+            self._pushed += 1   # last tie-break only (keys are unique in practice): never compare items
+            heapq.heappush(self._heap, (time_us, order_key, self._pushed, item))
+        self.watermark_us = self.current_watermark()
+        return not late
 
     def current_watermark(self) -> int | None:
-        """What the watermark would be now (not yet applied)."""
+        """The watermark the pushes so far give (never behind the one already reached)."""
         if not self._newest:
             return self.watermark_us
-        newest = max(self._newest.values())
-        active = [t for t in self._newest.values() if newest - t <= self.idle_us]
+        if self._newest_arrival is not None and self._arrival:
+            since = self._newest_arrival - self.idle_arrival_ms
+            # a source never seen with an arrival time is judged on event time (below)
+            active = [t for s, t in self._newest.items() if self._arrival.get(s, since) >= since]
+        else:
+            newest = max(self._newest.values())
+            active = [t for t in self._newest.values() if newest - t <= self.idle_us]
+        if not active:
+            return self.watermark_us
         candidate = min(active) - self.lateness_us
         if self.watermark_us is None or candidate > self.watermark_us:
             return candidate
         return self.watermark_us
 
     def release(self) -> list[Any]:
-        """Advance the watermark; items at or before it, in (time, key) order."""
+        """Items at or before the watermark, in (time, key) order."""
         self.watermark_us = self.current_watermark()
         out = []
         heap = self._heap

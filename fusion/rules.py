@@ -46,10 +46,15 @@ _severity = attrs.validators.in_(SEVERITIES)
 class CrossingParams:
     """How a crossing of the border line is recognised (shared by border_crossing and drone_crossing)."""
 
-    side_margin_m: float = attrs.field(default=25.0, validator=_non_negative)       # hysteresis against jitter on the line
+    side_margin_m: float = attrs.field(default=5.0, validator=_non_negative)        # least distance from the line to count a side
+    # The track counts on a side only when it is there with this probability, judged from its own position
+    # uncertainty: distance >= z * sigma across the line (z = 1.64 for 0.95). Well-located tracks are called in seconds.
+    side_probability: float = attrs.field(default=0.95, validator=attrs.validators.and_(
+        attrs.validators.gt(0.5), attrs.validators.lt(1.0)))
     max_position_sigma_m: float = attrs.field(default=50.0, validator=_positive)    # ignore positions less certain than this
-    class_min_hold_s: float = attrs.field(default=3.0, validator=_non_negative)     # wait at least this for class evidence
-    class_max_hold_s: float = attrs.field(default=30.0, validator=_non_negative)    # then decide with what is known
+    class_min_hold_s: float = attrs.field(default=0.0, validator=_non_negative)     # wait at least this for class evidence
+    class_max_hold_s: float = attrs.field(default=4.0, validator=_non_negative)     # then decide with what is known
+    follow_class_s: float = attrs.field(default=120.0, validator=_non_negative)     # update/withdraw as the class settles
     recross_s: float = attrs.field(default=120.0, validator=_non_negative)          # the same track back and forth: one event
     duplicate_s: float = attrs.field(default=30.0, validator=_non_negative)         # another track crossing at the same
     duplicate_radius_m: float = attrs.field(default=150.0, validator=_non_negative)  # time and place: the same target
@@ -158,4 +163,6 @@ def load_rules(path: Path | str | None = None) -> RuleSet:
         raise RulesError(f"rules file {path} does not exist") from exc
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RulesError(f"rules file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:  # a directory, no permission ...
+        raise RulesError(f"rules file {path} cannot be read: {exc.strerror or exc}") from exc
     return rules_from_mapping(data, str(path))

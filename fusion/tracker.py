@@ -1,47 +1,56 @@
 """Multi-sensor multi-target tracker: constant-velocity Kalman filters in the shared frame.
 
-One scan = the observations of one sensor inside one processing slice. Every scan is gated
-against every live track at once (Mahalanobis, each pair predicted to the detection's own time
-with the observation's own covariance) and assigned by global nearest neighbour
-(`linear_sum_assignment` on d^2 + ln det S). Unassigned detections start tentative tracks; a
-tentative track is confirmed after `confirm_hits` qualifying hits within `confirm_window_s`
+One scan = the observations of one sensor inside one processing slice. A scan is gated through a
+KD-tree of its detections (`association`: only tracks and detections near each other are
+compared; Mahalanobis, each pair predicted to the detection's own time with the observation's own
+covariance) and assigned by global nearest neighbour on d^2 + ln det S, in two stages: confirmed
+tracks first, then tentative tracks on the detections the confirmed ones left (Stone Soup's
+split between its tracker and its initiator), so a tentative track can never outbid the
+confirmed track of the same target. Leftover detections start tentative tracks, except a near
+miss (just outside the gate, inside `near_miss_d2`) of a confirmed track that got no detection
+in this scan: that is the track's own outlier, and a track founded on it would split the target.
+A tentative track is confirmed after `confirm_hits` qualifying hits within `confirm_window_s`
 (DE radar reports still `tentative` at the radar do not qualify: the radar's own short false
 tracks then never confirm, and PL clutter plots never collect a second hit). Tracks are
 deleted after a coast time without updates.
 
 DE radar tracks and camera objects carry the sensor's local id: while the local id lives it
-is an association hint (cheaper cost, wider gate) for the fused track it last fed, so a
-target keeps its track through a sensor's noise; hints expire after `hint_ttl_s` without use
+is an association hint (cheaper cost, wider gate, first stage) for the fused track it last fed,
+so a target keeps its track through a sensor's noise; hints expire after `hint_ttl_s` without use
 or when the radar reports the track `lost`, because radars reuse their numbers.
 
 Tracks of one target started by two sensors before either could gate the other are merged
-(into the confirmed one, else the older) when their positions and velocities agree, so a target seen from both
-sides of the border is one fused track with one id. Track ids come from a counter, so the
-same input order gives the same ids.
+(into the confirmed one, else the older) when their positions and velocities agree; candidate
+pairs come from a KD-tree (`merge`), so a target seen from both sides of the border is one fused
+track with one id. Track ids come from a counter, so the same input order gives the same ids.
 """
 from __future__ import annotations
 
 import attrs
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from borderfuse.fusion import kalman
+from borderfuse.fusion import association, kalman, merge
 from borderfuse.sensors.base import CLASSES, Observation
 
+RECENT_SCANS = 8      # updates remembered per track: more than a crossing's worth of missed detections
 CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 _UNKNOWN = CLASS_INDEX["unknown"]
-_INFEASIBLE = 1e9
 
 
 @attrs.frozen(slots=True)
 class TrackerConfig:
     process_noise: float = 1.0        # q of the CV model, m^2/s^3
     gate_d2: float = kalman.CHI2_2DOF_999
+    # a leftover detection this close to a confirmed track that got nothing is its outlier, not a new target
+    near_miss_d2: float = kalman.CHI2_2DOF_999999
     hint_gate_factor: float = 4.0     # gate multiplier for a detection whose local id hints at the track
     hint_bonus: float = 10.0          # cost reduction for the hinted pair
     hint_ttl_s: float = 15.0
     init_sigma_v: float = 8.0         # m/s, velocity 1-sigma of a new track without a measured velocity
     confirm_hits: int = 4
+    # a hit in a gate this many times the detection's own error area (a tentative track that coasted
+    # without a known velocity) is as likely clutter as the target: it updates but does not count
+    weak_hit_area_ratio: float = 6.0
     confirm_window_s: float = 30.0
     tentative_coast_s: float = 6.0
     coast_s: float = 20.0
@@ -87,6 +96,7 @@ class TrackUpdate:
     vx: float
     vy: float
     sigma_m: float  # 1-sigma of the position along its worst axis
+    cov: tuple[float, float, float] | None = None  # position covariance (xx, xy, yy), m^2
 
 
 class Tracker:
@@ -95,11 +105,16 @@ class Tracker:
         self.x = np.zeros((0, 4))
         self.P = np.zeros((0, 4, 4))
         self.t_us = np.zeros(0, dtype=np.int64)
+        # scan numbers of each track's last RECENT_SCANS updates (-1 = none): two confirmed tracks
+        # updated in one scan saw two objects, so `merge` never joins them
+        self.recent_scans = np.zeros((0, RECENT_SCANS), dtype=np.int64)
+        self._scan_no = 0
         self.tracks: list[Track] = []
         self._index: dict[str, int] = {}
         self._hints: dict[tuple[str, str], tuple[str, int]] = {}
         self._next_id = 1
         self.confirmed_total = 0
+        self.near_misses = 0          # detections kept from founding a rival of a confirmed track
 
     @property
     def started(self) -> int:
@@ -142,71 +157,114 @@ class Tracker:
 
     # --- the scan ---
     def process_scan(self, obs: list[Observation]) -> list[TrackUpdate]:
-        """Associate one sensor's detections with the tracks, update, start new tracks."""
+        """Associate one sensor's detections with the tracks, update, start new tracks.
+
+        Two stages, so a target is not split: confirmed tracks (and any track a detection's local id
+        hints at) are assigned first; tentative tracks compete only for what that leaves. A leftover
+        detection that is a near miss of a confirmed track which got nothing in this scan (inside
+        `near_miss_d2`, outside the gate) is the track's own outlier, so it starts no rival track.
+        """
         cfg = self.config
         k = len(obs)
-        z = np.array([o.xy for o in obs])
-        R = np.array([o.cov for o in obs])
+        if not k:
+            return []
+        z = np.array([o.xy for o in obs], dtype=float).reshape(k, 2)
+        R = np.array([o.cov for o in obs], dtype=float).reshape(k, 2, 2)
         t_obs = np.array([o.time_us for o in obs], dtype=np.int64)
+        self._scan_no += 1
         n = len(self.tracks)
-        assigned_t = np.zeros(0, dtype=np.intp)
-        assigned_k = np.zeros(0, dtype=np.intp)
+        assigned_t = assigned_k = np.zeros(0, dtype=np.intp)
+        near_miss = np.zeros(k, dtype=bool)
         if n:
-            dt = np.maximum(0.0, (t_obs[None, :] - self.t_us[:, None]) / 1e6)        # (T,K)
-            d2, cost = _pair_costs(self.x, self.P, dt, z, R, cfg.process_noise)
-            gate = np.full((n, k), cfg.gate_d2)
-            hinted = self._hint_matrix(obs, t_obs)
-            if hinted is not None:
-                gate = np.where(hinted, cfg.gate_d2 * cfg.hint_gate_factor, gate)
-                cost = np.where(hinted, cost - cfg.hint_bonus, cost)
+            ti, kj, d2, cost, gate = self._candidates(obs, z, R, t_obs)
+            log_det_s = cost - d2 + np.where(gate > cfg.gate_d2, cfg.hint_bonus, 0.0)
             feasible = d2 <= gate
-            if feasible.any():
-                rows = np.flatnonzero(feasible.any(axis=1))
-                cols = np.flatnonzero(feasible.any(axis=0))
-                sub = np.where(feasible[np.ix_(rows, cols)], cost[np.ix_(rows, cols)], _INFEASIBLE)
-                r, c = linear_sum_assignment(sub)
-                ok = sub[r, c] < _INFEASIBLE
-                assigned_t, assigned_k = rows[r[ok]], cols[c[ok]]
+            confirmed = np.fromiter((t.confirmed for t in self.tracks), dtype=bool, count=n)[ti]
+            first = feasible & (confirmed | (gate > cfg.gate_d2))      # wider gate = hinted pair
+            t1, k1 = association.solve_gnn(ti[first], kj[first], cost[first], n, k)
+            taken_t = np.zeros(n, dtype=bool)
+            taken_k = np.zeros(k, dtype=bool)
+            taken_t[t1] = True
+            taken_k[k1] = True
+            second = feasible & ~confirmed & ~taken_t[ti] & ~taken_k[kj]
+            t2, k2 = association.solve_gnn(ti[second], kj[second], cost[second], n, k)
+            taken_k[k2] = True
+            assigned_t, assigned_k = np.concatenate([t1, t2]), np.concatenate([k1, k2])
+            # ln of (gate area / the detection's own error area)^2 of each assigned pair
+            pair = np.searchsorted(ti * k + kj, assigned_t * k + assigned_k)
+            spread = log_det_s[pair] - np.log(R[assigned_k, 0, 0] * R[assigned_k, 1, 1] - R[assigned_k, 0, 1] ** 2)
+            miss = confirmed & ~taken_t[ti] & ~taken_k[kj] & (d2 <= cfg.near_miss_d2)
+            near_miss[kj[miss]] = True
+            self.near_misses += int(near_miss.sum())
         updates = []
         if assigned_t.size:
             order = np.argsort(assigned_k, kind="stable")           # detection order: deterministic output
-            assigned_t, assigned_k = assigned_t[order], assigned_k[order]
+            assigned_t, assigned_k, spread = assigned_t[order], assigned_k[order], spread[order]
+            weak = spread > 2.0 * np.log(cfg.weak_hit_area_ratio)
             t_new = np.maximum(self.t_us[assigned_t], t_obs[assigned_k])
             dt = (t_new - self.t_us[assigned_t]) / 1e6
             xp, Pp = kalman.predict(self.x[assigned_t], self.P[assigned_t], dt, cfg.process_noise)
             xn, Pn = kalman.update(xp, Pp, z[assigned_k], R[assigned_k])
             self.x[assigned_t], self.P[assigned_t], self.t_us[assigned_t] = xn, Pn, t_new
-            for ti, ki in zip(assigned_t.tolist(), assigned_k.tolist()):
-                self._credit(self.tracks[ti], obs[ki])
+            self.recent_scans[assigned_t, 1:] = self.recent_scans[assigned_t, :-1]
+            self.recent_scans[assigned_t, 0] = self._scan_no
+            for ti_, ki_, weak_ in zip(assigned_t.tolist(), assigned_k.tolist(), weak.tolist()):
+                self._credit(self.tracks[ti_], obs[ki_], weak_)
             updates.extend(self._updates(assigned_t))
-        new_k = np.setdiff1d(np.arange(k), assigned_k)
+        free = np.ones(k, dtype=bool)
+        free[assigned_k] = False
+        new_k = np.flatnonzero(free & ~near_miss)
         if new_k.size:
             updates.extend(self._start(obs, new_k, z, R, t_obs))
         return updates
 
-    def _hint_matrix(self, obs: list[Observation], t_obs: np.ndarray) -> np.ndarray | None:
-        if not self._hints:
-            return None
-        ttl = int(self.config.hint_ttl_s * 1e6)
-        out = None
-        for j, o in enumerate(obs):
-            if o.local_id is None:
-                continue
-            hint = self._hints.get((o.sensor_id, o.local_id))
-            if hint is None or t_obs[j] - hint[1] > ttl:
-                continue
-            i = self._index.get(hint[0])
-            if i is None:
-                continue
-            if out is None:
-                out = np.zeros((len(self.tracks), len(obs)), dtype=bool)
-            out[i, j] = True
-        return out
+    def _candidates(self, obs, z, R, t_obs):
+        """Candidate (track, detection) pairs from the KD-tree, with d^2, cost and each pair's gate."""
+        cfg = self.config
+        dt_lo = np.maximum(0.0, (t_obs.min() - self.t_us) / 1e6)
+        dt_hi = np.maximum(0.0, (t_obs.max() - self.t_us) / 1e6)
+        reach = max(cfg.gate_d2, cfg.near_miss_d2)
+        max_r_trace = float((R[:, 0, 0] + R[:, 1, 1]).max())
+        centres, radii = association.gate_radii(self.x, self.P, dt_lo, dt_hi, cfg.process_noise, max_r_trace, reach)
+        ti, kj = association.candidate_pairs(centres, radii, z)
+        k = len(obs)
+        hint_t, hint_k = self._hint_pairs(obs, t_obs)
+        hinted = np.zeros(ti.size, dtype=bool)
+        if hint_t.size:
+            code = ti * k + kj
+            hint_code = hint_t * k + hint_k
+            code = np.union1d(code, hint_code)                       # sorted: track-major order again
+            ti, kj = code // k, code % k
+            hinted = np.isin(code, hint_code)
+        dt = np.maximum(0.0, (t_obs[kj] - self.t_us[ti]) / 1e6)
+        d2, cost = association.pair_costs(self.x[ti], self.P[ti], dt, z[kj], R[kj], cfg.process_noise)
+        gate = np.where(hinted, cfg.gate_d2 * cfg.hint_gate_factor, cfg.gate_d2)
+        cost = np.where(hinted, cost - cfg.hint_bonus, cost)
+        return ti, kj, d2, cost, gate
 
-    def _credit(self, track: Track, o: Observation) -> None:
+    def _hint_pairs(self, obs: list[Observation], t_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(track index, detection index) of detections whose local id hints at a live track."""
+        pairs = []
+        if self._hints:
+            ttl = int(self.config.hint_ttl_s * 1e6)
+            for j, o in enumerate(obs):
+                if o.local_id is None:
+                    continue
+                hint = self._hints.get((o.sensor_id, o.local_id))
+                if hint is None or t_obs[j] - hint[1] > ttl:
+                    continue
+                i = self._index.get(hint[0])
+                if i is not None:
+                    pairs.append((i, j))
+        if not pairs:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        arr = np.array(pairs, dtype=np.intp)
+        return arr[:, 0], arr[:, 1]
+
+    def _credit(self, track: Track, o: Observation, weak: bool = False) -> None:
         cfg = self.config
         track.sources.add(o.sensor_id)
-        if not (o.sensor_kind == "radar" and o.status == "tentative"):
+        if not weak and not (o.sensor_kind == "radar" and o.status == "tentative"):
             track.hits += 1
         if o.cls is not None and o.cls != "unknown" and o.sensor_kind in ("camera", "uav"):
             track.class_weight[CLASS_INDEX[o.cls]] += 1.0 if o.confidence is None else o.confidence
@@ -228,6 +286,9 @@ class Tracker:
         self.x = np.concatenate([self.x, x0])
         self.P = np.concatenate([self.P, P0])
         self.t_us = np.concatenate([self.t_us, t_obs[new_k]])
+        recent = np.full((new_k.size, RECENT_SCANS), -1, dtype=np.int64)
+        recent[:, 0] = self._scan_no
+        self.recent_scans = np.concatenate([self.recent_scans, recent])
         for j in new_k.tolist():
             track = Track(id=f"trk-{self._next_id:06d}", created_us=int(t_obs[j]))
             self._next_id += 1
@@ -243,8 +304,10 @@ class Tracker:
         worst = np.sqrt(np.maximum(0.0, 0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + b * b)))
         x = self.x[idx]
         t = self.t_us[idx]
-        return [TrackUpdate(self.tracks[i], int(ti), float(xi[0]), float(xi[1]), float(xi[2]), float(xi[3]), float(w))
-                for i, ti, xi, w in zip(idx.tolist(), t.tolist(), x, worst.tolist())]
+        return [TrackUpdate(self.tracks[i], int(ti), float(xi[0]), float(xi[1]), float(xi[2]), float(xi[3]), float(w),
+                            (ai, bi, di))
+                for i, ti, xi, w, ai, bi, di in zip(idx.tolist(), t.tolist(), x, worst.tolist(), a.tolist(), b.tolist(),
+                                                    d.tolist())]
 
     # --- maintenance ---
     def prune(self, now_us: int) -> list[Track]:
@@ -271,16 +334,17 @@ class Tracker:
         cfg = self.config
         dt = np.maximum(0.0, (now_us - self.t_us) / 1e6)
         xp, Pp = kalman.predict(self.x, self.P, dt, cfg.process_noise)
-        d2 = kalman.merge_distances(xp, Pp, xp, Pp)
-        dist = np.hypot(xp[:, None, 0] - xp[None, :, 0], xp[:, None, 1] - xp[None, :, 1])
-        dv = np.hypot(xp[:, None, 2] - xp[None, :, 2], xp[:, None, 3] - xp[None, :, 3])
-        close = (d2 < cfg.merge_d2) & (dist < cfg.merge_distance_m) & (dv < cfg.merge_speed_mps)
-        close = np.triu(close, k=1)
-        if not close.any():
+        close_i, close_j = merge.close_pairs(xp, Pp, cfg.merge_d2, cfg.merge_distance_m, cfg.merge_speed_mps)
+        if close_i.size:
+            confirmed = np.fromiter((t.confirmed for t in self.tracks), dtype=bool, count=n)
+            distinct = (confirmed[close_i] & confirmed[close_j]
+                        & merge.updated_together(self.recent_scans[close_i], self.recent_scans[close_j]))
+            close_i, close_j = close_i[~distinct], close_j[~distinct]
+        if not close_i.size:
             return []
         absorbed = np.zeros(n, dtype=bool)
         pairs = []
-        for i, j in zip(*np.nonzero(close)):      # only the few close pairs, in index (= age) order
+        for i, j in zip(close_i.tolist(), close_j.tolist()):   # in index (= age) order
             if absorbed[i] or absorbed[j]:
                 continue
             keep, drop = (i, j) if self._older(i, j) else (j, i)
@@ -306,31 +370,16 @@ class Tracker:
         k.plate, k.country = k.plate or d.plate, k.country or d.country
         if self.t_us[drop] > self.t_us[keep]:       # keep the fresher filter state under the older id
             self.x[keep], self.P[keep], self.t_us[keep] = self.x[drop], self.P[drop], self.t_us[drop]
+            self.recent_scans[keep] = self.recent_scans[drop]
         for key, (tid, t) in list(self._hints.items()):
             if tid == d.id:
                 self._hints[key] = (k.id, t)
 
     def _keep(self, mask: np.ndarray) -> None:
         self.x, self.P, self.t_us = self.x[mask], self.P[mask], self.t_us[mask]
+        self.recent_scans = self.recent_scans[mask]
         self.tracks = [t for t, m in zip(self.tracks, mask) if m]
         self._index = {t.id: i for i, t in enumerate(self.tracks)}
         alive = self._index
         self._hints = {k: v for k, v in self._hints.items() if v[0] in alive}
 
-
-def _pair_costs(x, P, dt, z, R, q):
-    """(T,K) d^2 and cost of every track predicted to every detection's own time.
-
-    Written on the three distinct entries of the symmetric 2x2 innovation covariance, so the
-    work is a handful of (T,K) array operations and no (T,K,2,2) stacks.
-    """
-    d = dt
-    col = lambda v: v[:, None]  # noqa: E731 - per-track column
-    s00 = col(P[:, 0, 0]) + d * col(P[:, 0, 2] + P[:, 2, 0]) + d * d * col(P[:, 2, 2]) + q * d ** 3 / 3.0 + R[None, :, 0, 0]
-    s11 = col(P[:, 1, 1]) + d * col(P[:, 1, 3] + P[:, 3, 1]) + d * d * col(P[:, 3, 3]) + q * d ** 3 / 3.0 + R[None, :, 1, 1]
-    s01 = col(P[:, 0, 1]) + d * col(P[:, 0, 3] + P[:, 2, 1]) + d * d * col(P[:, 2, 3]) + R[None, :, 0, 1]
-    det = s00 * s11 - s01 * s01
-    nx = z[None, :, 0] - (col(x[:, 0]) + col(x[:, 2]) * d)
-    ny = z[None, :, 1] - (col(x[:, 1]) + col(x[:, 3]) * d)
-    d2 = (nx * nx * s11 - 2.0 * nx * ny * s01 + ny * ny * s00) / det
-    return d2, d2 + np.log(det)

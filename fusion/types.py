@@ -37,6 +37,9 @@ class Incident:
     plate: str | None = None
     country: str | None = None
     seq: int = 1
+    # Broker time of the newest input record consumed when this line was decided (set by the pipeline).
+    decided_at_us: int | None = None
+    status: str = attrs.field(default="active", validator=attrs.validators.in_(("active", "withdrawn")))
 
     @property
     def time(self) -> str:
@@ -62,6 +65,10 @@ class Incident:
         if self.plate is not None:
             doc["plate"] = self.plate
             doc["country"] = self.country
+        if self.decided_at_us is not None:
+            doc["decided_at"] = iso_utc(self.decided_at_us)
+        if self.status != "active":
+            doc["status"] = self.status
         return doc
 
 

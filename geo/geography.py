@@ -277,6 +277,17 @@ class Geography:
         """Shortest distance in metres from each point to the border line."""
         return shapely.distance(self.border, shapely.points(np.asarray(x, float), np.asarray(y, float)))
 
+    def border_normal(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vector from the nearest point of the border line to each point (east, north);
+        (0, 0) for a point on the line. Used to project a position's covariance across the line."""
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        pts = shapely.points(x, y)
+        nearest = shapely.line_interpolate_point(self.border, shapely.line_locate_point(self.border, pts))
+        nx, ny = x - shapely.get_x(nearest), y - shapely.get_y(nearest)
+        norm = np.hypot(nx, ny)
+        safe = np.where(norm > 0, norm, 1.0)
+        return np.where(norm > 0, nx / safe, 0.0), np.where(norm > 0, ny / safe, 0.0)
+
     def in_crossing_point(self, x, y) -> np.ndarray:
         return shapely.intersects_xy(self._crossings_union, np.asarray(x, float), np.asarray(y, float))
 

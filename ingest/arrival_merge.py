@@ -9,8 +9,10 @@ by (topic, partition, offset), so the released order is a pure function of the d
 restarted from a snapshot feeds the pipeline exactly as an uninterrupted one would.
 
 A partition blocks the merge only while it is behind its end offset, and only for records that
-would order after its next one; a partition that is caught up holds nothing back. `max_wait_s`
-bounds how long a silent, lagging partition can stall the others.
+would order after its next one; a partition that is caught up holds nothing back. A lagging
+partition that delivers nothing (a broker outage) blocks for as long as it lasts: skipping ahead
+on a wall-clock timer would feed the pipeline another order than replay's and turn the held
+records into late ones. `stalled_for()` tells the caller how long that has been, to say so.
 """
 from __future__ import annotations
 
@@ -35,7 +37,6 @@ def _order_key(record: RawRecord) -> tuple[int, str, int, int]:
 class ArrivalMerge:
     """Per-partition FIFO buffers with a timestamp-ordered, deterministic release."""
 
-    max_wait_s: float = 2.0
     _buffers: dict[PartitionKey, deque] = attrs.field(factory=dict, init=False)
     _last_key: dict[PartitionKey, tuple] = attrs.field(factory=dict, init=False)
     _blocked_since: float | None = attrs.field(default=None, init=False)
@@ -63,17 +64,12 @@ class ArrivalMerge:
         `lagging`: partitions whose consumer position is still behind their end offset (or not
         yet known). The next record of such a partition cannot order before (its last timestamp,
         its topic, partition, last offset + 1), so the release stops there; one never heard from
-        blocks everything, for at most `max_wait_s`.
+        blocks everything.
         """
         bound: tuple = _NO_BOUND
         for key in lagging:
             bound = min(bound, self._last_key.get(key, _BLOCK_ALL))
-        if bound != _NO_BOUND:
-            if self._blocked_since is None:
-                self._blocked_since = now_s
-            if now_s - self._blocked_since >= self.max_wait_s:
-                bound = _NO_BOUND  # a silent partition may not stall the rest for ever
-        else:
+        if bound == _NO_BOUND:
             self._blocked_since = None
         heads = [(_order_key(buf[0]), key) for key, buf in self._buffers.items() if buf]
         heapq.heapify(heads)
@@ -88,6 +84,12 @@ class ArrivalMerge:
                 heapq.heapreplace(heads, (_order_key(buf[0]), key))
             else:
                 heapq.heappop(heads)
-        if released:
+        if released or not any(self._buffers.values()):
             self._blocked_since = None
+        elif self._blocked_since is None:
+            self._blocked_since = now_s
         return released
+
+    def stalled_for(self, now_s: float) -> float:
+        """Seconds the merge has held records back waiting for a lagging partition (0: it is not)."""
+        return 0.0 if self._blocked_since is None else now_s - self._blocked_since

@@ -17,9 +17,12 @@ COMMANDS = {
     "record": "borderfuse.capture.record",           # Kafka -> capture file
     "decode": "borderfuse.ingest.commands.decode",   # capture file -> observations / dead letters (no Kafka)
     "replay": "borderfuse.ingest.commands.replay",   # capture file -> incidents, same code as the live service
+    "diff": "borderfuse.whatif.command",             # two rule sets over one capture: incidents gained/lost/changed
     "run": "borderfuse.ingest.commands.run",         # the live service
     "simulate": "borderfuse.simulator.command",      # live ICD feeds into Kafka, or a capture file
     "demo": "borderfuse.demo.command",               # broker + topics + simulator + service + live incident feed
+    "console": "borderfuse.console.command",         # web console: live map, incidents per sector, ack/assign/resolve
+    "cot": "borderfuse.cot.command",                 # incidents (and tracks) as Cursor-on-Target to TAK, via pytak
 }
 
 
@@ -35,11 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMANDS.values():
         module = importlib.import_module(module_name)
         module.register(sub)
-    for subparser in sub.choices.values():
-        # `borderfuse run --config FILE` reads as naturally as `borderfuse --config FILE run`.
+    # `borderfuse run --config FILE` (and `borderfuse broker stop --config FILE`) read as naturally
+    # as `borderfuse --config FILE run`: every (nested) subcommand accepts it.
+    todo = list(sub.choices.values())
+    while todo:
+        subparser = todo.pop()
         if "--config" not in subparser._option_string_actions:
             subparser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                                    help="TOML settings file (same as the global --config)")
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
     return parser
 
 

@@ -1,7 +1,8 @@
-"""Incidents on the wire: Avro (ingest/incident.v1.avsc) with Confluent framing.
+"""Incidents on the wire: Avro (ingest/incident.v2.avsc) with Confluent framing.
 
-Frame: byte 0x00, the schema id as a 4-byte big-endian unsigned int (INCIDENT_SCHEMA_ID = 201
-for incident v1), then the Avro binary body. The codec works on the incident's JSON form (the
+Frame: byte 0x00, the schema id as a 4-byte big-endian unsigned int (INCIDENT_SCHEMA_ID = 202
+for incident v2; 201 = v1, still read), then the Avro binary body. v2 adds `decided_at` and
+`status` with defaults, so readers of either version resolve records of the other. The codec works on the incident's JSON form (the
 same dict `Incident.to_json_dict()` gives and `borderfuse replay` writes one per line), so the
 file and the topic carry the same fields: `time` is ISO-8601 UTC with a `Z` in JSON and
 timestamp-micros on the wire.
@@ -17,14 +18,18 @@ from typing import Any, Mapping
 
 import fastavro
 
-SCHEMA_FILE = Path(__file__).resolve().parent / "incident.v1.avsc"
-INCIDENT_SCHEMA_ID = 201
+SCHEMA_FILE = Path(__file__).resolve().parent / "incident.v2.avsc"
+V1_SCHEMA_FILE = Path(__file__).resolve().parent / "incident.v1.avsc"
+INCIDENT_SCHEMA_ID = 202
+V1_SCHEMA_ID = 201
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 OPTIONAL_EXTRAS = ("class", "plate", "country")
 
 INCIDENT_SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text()))
+V1_SCHEMA = fastavro.parse_schema(json.loads(V1_SCHEMA_FILE.read_text()))
+WRITER_SCHEMAS = {V1_SCHEMA_ID: V1_SCHEMA, INCIDENT_SCHEMA_ID: INCIDENT_SCHEMA}  # parsed once
 
 
 class IncidentCodecError(ValueError):
@@ -75,9 +80,18 @@ def to_avro_record(incident: Mapping[str, Any]) -> dict[str, Any]:
             "summary": "" if incident.get("summary") is None else str(incident["summary"]),
             "seq": int(incident.get("seq", 1)),
             **{k: None if incident.get(k) is None else str(incident[k]) for k in OPTIONAL_EXTRAS},
+            "decided_at": _decided_us_of(incident),
+            "status": str(incident.get("status") or "active"),
         }
     except KeyError as exc:
         raise IncidentCodecError(f"incident {incident.get('incident_id')!r} lacks field {exc.args[0]!r}") from exc
+
+
+def _decided_us_of(incident: Mapping[str, Any]) -> int | None:
+    value = incident.get("decided_at_us", incident.get("decided_at"))
+    if value is None:
+        return None
+    return int(value) if isinstance(value, int) else iso_to_time_us(value)
 
 
 def encode_incident(incident: Mapping[str, Any]) -> bytes:
@@ -88,7 +102,7 @@ def encode_incident(incident: Mapping[str, Any]) -> bytes:
     try:
         fastavro.schemaless_writer(buffer, INCIDENT_SCHEMA, record)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise IncidentCodecError(f"incident {record['incident_id']!r} does not fit incident.v1.avsc: {exc}") from exc
+        raise IncidentCodecError(f"incident {record['incident_id']!r} does not fit incident.v2.avsc: {exc}") from exc
     return buffer.getvalue()
 
 
@@ -100,13 +114,16 @@ def decode_incident(frame: bytes) -> dict[str, Any]:
     magic, schema_id = _HEADER.unpack_from(frame)
     if magic != MAGIC_BYTE:
         raise IncidentCodecError(f"incident frame starts with byte {magic & 0xFF:#04x}, expected 0x00 (Confluent framing)")
-    if schema_id != INCIDENT_SCHEMA_ID:
-        raise IncidentCodecError(f"incident frame has schema id {schema_id}, this reader knows {INCIDENT_SCHEMA_ID} (v1)")
+    writer = WRITER_SCHEMAS.get(schema_id)
+    if writer is None:
+        raise IncidentCodecError(f"incident frame has schema id {schema_id}, this reader knows "
+                                 f"{sorted(WRITER_SCHEMAS)} (v1, v2)")
     body = io.BytesIO(frame[_HEADER.size:])
     try:
-        record = fastavro.schemaless_reader(body, INCIDENT_SCHEMA, None, return_record_name=False)
+        record = fastavro.schemaless_reader(body, writer, INCIDENT_SCHEMA, return_record_name=False)
     except (EOFError, ValueError, TypeError, UnicodeDecodeError, IndexError, OverflowError) as exc:
-        raise IncidentCodecError(f"incident frame body is not valid incident v1 Avro: {type(exc).__name__}: {exc}") from exc
+        raise IncidentCodecError(f"incident frame body is not valid incident Avro (schema id {schema_id}): "
+                                 f"{type(exc).__name__}: {exc}") from exc
     if body.tell() != len(frame) - _HEADER.size:
         raise IncidentCodecError(f"incident frame has {len(frame) - _HEADER.size - body.tell()} trailing bytes")
     for key in OPTIONAL_EXTRAS:  # absent, not null, in the JSON form (as Incident.to_json_dict)
@@ -116,6 +133,11 @@ def decode_incident(frame: bytes) -> dict[str, Any]:
     time_us = time_value if isinstance(time_value, int) else _datetime_to_us(time_value)
     record["time"] = time_us_to_iso(time_us)
     record["time_us"] = time_us
+    decided = record.pop("decided_at", None)
+    if decided is not None:  # absent when unknown, as in Incident.to_json_dict
+        record["decided_at"] = time_us_to_iso(decided if isinstance(decided, int) else _datetime_to_us(decided))
+    if record.get("status") == "active":
+        record.pop("status")
     return record
 
 

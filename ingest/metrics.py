@@ -145,6 +145,18 @@ class ServiceMetrics:
             ["topic"], namespace=NAMESPACE, registry=reg)
         self._publish_errors = Counter(
             "publish_errors", "Incident records Kafka did not acknowledge.", namespace=NAMESPACE, registry=reg)
+        self._broker_up = Gauge(
+            "broker_up", "1 while the service reaches the Kafka broker (its last transaction or probe "
+            "succeeded), 0 while it does not.", namespace=NAMESPACE, registry=reg)
+        self._transactions = Counter(
+            "transactions", "Kafka transactions by outcome: committed, or aborted (rolled back).",
+            ["outcome"], namespace=NAMESPACE, registry=reg)
+        self._rollbacks = Counter(
+            "rollbacks", "Roll-backs to the last committed snapshot, by reason (the error's type).",
+            ["reason"], namespace=NAMESPACE, registry=reg)
+        self._last_commit = Gauge(
+            "last_commit_timestamp_seconds", "Unix time of the last committed transaction (0: none yet).",
+            namespace=NAMESPACE, registry=reg)
         self._build_info = Gauge(
             "build_info", "Always 1; the version label says what runs.", ["version"],
             namespace=NAMESPACE, registry=reg)
@@ -152,7 +164,7 @@ class ServiceMetrics:
 
         self._bounded = {name: _BoundedLabels(arity) for name, arity in (
             ("consumed", 1), ("dead", 2), ("dup", 1), ("late", 1), ("lag", 2), ("inc", 2),
-            ("side", 1), ("pub", 1))}
+            ("side", 1), ("pub", 1), ("why", 1))}
         self._last_event_s: dict[str, float] = {}
         self._last_event_lock = threading.Lock()
 
@@ -215,6 +227,19 @@ class ServiceMetrics:
 
     def publish_error(self, n: int = 1) -> None:
         self._publish_errors.inc(n)
+
+    # --- health ------------------------------------------------------------------------
+    def set_broker_up(self, up: bool) -> None:
+        self._broker_up.set(1 if up else 0)
+
+    def committed(self, unix_s: float) -> None:
+        self._transactions.labels("committed").inc()
+        self._last_commit.set(unix_s)
+
+    def rolled_back(self, reason: str) -> None:
+        """One aborted transaction and roll-back to the last snapshot; `reason` is a short code."""
+        self._transactions.labels("aborted").inc()
+        self._rollbacks.labels(*self._bounded["why"](reason)).inc()
 
     # --- export ------------------------------------------------------------------------
     def metric_names(self) -> frozenset[str]:

@@ -12,12 +12,13 @@ snapshot's counter, so restore the snapshot where one exists).
 from __future__ import annotations
 
 import collections
+import heapq
 import pickle
 from pathlib import Path
 
 import attrs
 
-from borderfuse.fusion.engine import FusionEngine, HotlistItem
+from borderfuse.fusion.engine import SLICE_US, FusionEngine, HotlistItem
 from borderfuse.fusion.reorder import ReorderBuffer
 from borderfuse.fusion.rules import RuleSet, load_rules
 from borderfuse.fusion.types import Incident
@@ -27,7 +28,7 @@ from borderfuse.sensors.decode import RecordDecoder
 from borderfuse.sensors.dedup import DuplicateFilter
 from borderfuse.sensors.hotlist import decode_hotlist
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 @attrs.frozen(slots=True)
@@ -37,6 +38,22 @@ class BatchResult:
     duplicates: int = 0
     late: int = 0
     records: int = 0
+
+
+@attrs.frozen(slots=True)
+class DecodedBatch:
+    """A batch of records after the duplicate filter and decoding: what fusion consumes.
+
+    The seam between decoding and fusion (`Pipeline.decode` / `Pipeline.process_decoded`), e.g. for
+    a cache of decoded captures. `entries` are (arrival ms, order key, Observation | HotlistItem) in
+    arrival order; `topic_counts`/`duplicate_counts` are per topic.
+    """
+
+    records: int
+    topic_counts: collections.Counter
+    duplicate_counts: collections.Counter
+    entries: list
+    dead_letters: list
 
 
 @attrs.define(slots=True)
@@ -60,7 +77,8 @@ class PipelineStats:
 
 class Pipeline:
     def __init__(self, geography, rules: RuleSet, schemas_dir: Path | str, *, allowed_lateness_s: float = 12.0,
-                 duplicate_window_s: float = 60.0, idle_source_s: float = 30.0, collect_tracks: bool = False):
+                 duplicate_window_s: float = 60.0, idle_source_s: float = 30.0, collect_tracks: bool = False,
+                 arrival_settle_ms: int = 1000):
         self.geography = geography
         self.rules = rules
         self.decoder = RecordDecoder(geography, schemas_dir)
@@ -68,25 +86,38 @@ class Pipeline:
         self.reorder = ReorderBuffer.from_seconds(allowed_lateness_s, idle_source_s)
         self.engine = FusionEngine(geography, rules, collect_tracks=collect_tracks)
         self.stats = PipelineStats()
+        self._next_slice_us = -(1 << 62)  # the engine runs when the watermark reaches the next slice
+        self.arrival_settle_ms = arrival_settle_ms
+        self._settling: list = []          # heap of entries waiting for arrival_settle_ms of newer arrivals
+        self._newest_arrival_ms: int | None = None
 
     @classmethod
-    def from_settings(cls, settings, rules_file: Path | str | None = None, collect_tracks: bool = False) -> "Pipeline":
+    def from_settings(cls, settings, rules_file: Path | str | None = None, collect_tracks: bool = False,
+                      rules: RuleSet | None = None) -> "Pipeline":
+        """`rules` (already loaded) wins over `rules_file`, which wins over settings.fusion.rules_file."""
         from borderfuse.geo.geography import Geography
         geography = Geography.load(settings.icd.geo_dir)
-        rules = load_rules(rules_file if rules_file is not None else settings.fusion.rules_file)
+        if rules is None:
+            rules = load_rules(rules_file if rules_file is not None else settings.fusion.rules_file)
         return cls(geography, rules, settings.icd.schemas_dir,
                    allowed_lateness_s=settings.fusion.allowed_lateness_s,
                    duplicate_window_s=settings.fusion.duplicate_window_s, collect_tracks=collect_tracks)
 
     # --- input ---
     def process_batch(self, records: list[RawRecord]) -> BatchResult:
-        stats = self.stats
-        fresh, dead, dup = [], [], 0
-        for record in records:
-            stats.records[record.topic] += 1
+        """Records in arrival order -> incidents and dead letters (= process_decoded(decode(records)))."""
+        return self.process_decoded(self.decode(records))
+
+    def decode(self, records: list[RawRecord]) -> DecodedBatch:
+        """Duplicate filter and decoding of a batch; no fusion state is touched but the duplicate filter."""
+        topic_counts: collections.Counter = collections.Counter()
+        duplicate_counts: collections.Counter = collections.Counter()
+        fresh, dead, hotlist = [], [], []
+        arrival: dict[tuple[str, int, int], tuple[int, int]] = {}   # (topic, partition, offset) -> (index, ms)
+        for index, record in enumerate(records):
+            topic_counts[record.topic] += 1
             if self.duplicates.is_duplicate(record):
-                stats.duplicates[record.topic] += 1
-                dup += 1
+                duplicate_counts[record.topic] += 1
                 continue
             if record.topic == HOTLIST_TOPIC:
                 try:
@@ -96,28 +127,97 @@ class Pipeline:
                     continue
                 # the hotlist has no event time: it takes effect at its broker time, in event order
                 item = HotlistItem(record.timestamp_ms * 1000, update)
-                if not self.reorder.push(None, item.time_us, ("", record.topic, record.partition, record.offset), item):
-                    self.engine.hotlist.apply(update)
-                    stats.late["hotlist_applied"] += 1
+                hotlist.append((index, record.timestamp_ms, ("", record.topic, record.partition, record.offset), item))
                 continue
+            arrival[(record.topic, record.partition, record.offset)] = (index, record.timestamp_ms)
             fresh.append(record)
         observations, decode_dead = self.decoder.decode_batch(fresh)
-        dead += decode_dead
-        for record, exc in dead:
+        entries = hotlist
+        for obs in observations:
+            index, arrival_ms = arrival[(obs.topic, obs.partition, obs.offset)]
+            entries.append((index, arrival_ms, (obs.sensor_id, obs.topic, obs.partition, obs.offset), obs))
+        entries.sort(key=lambda e: e[0])   # arrival order; a record's observations keep their order
+        return DecodedBatch(len(records), topic_counts, duplicate_counts,
+                            [(ms, key, item) for _, ms, key, item in entries], dead + decode_dead)
+
+    decode_records = decode  # the name the what-if cache uses
+
+    def process_decoded(self, batch: DecodedBatch) -> BatchResult:
+        """Feed decoded entries one by one in broker-timestamp order: the watermark moves and slices
+        are processed after every entry, so the output is a function of the arrivals alone, whatever
+        the batching (live polls, replay chunks, a restart in between).
+
+        Entries first wait until `arrival_settle_ms` of newer arrivals have been seen and are then
+        taken in (broker timestamp, topic, partition, offset) order: records that other producers
+        appended to other partitions in a slightly different order than their timestamps (a live
+        burst while the consumer is caught up) are fed exactly as replay feeds the sorted capture."""
+        stats = self.stats
+        stats.records.update(batch.topic_counts)
+        stats.duplicates.update(batch.duplicate_counts)
+        for record, exc in batch.dead_letters:
             stats.dead_letters[(record.topic, exc.kind)] += 1
-        stats.observations += len(observations)
+        stats.observations += sum(1 for _, _, item in batch.entries if not isinstance(item, HotlistItem))
+        settling, previous, sub = self._settling, None, 0
         incidents: list[Incident] = []
         late = 0
-        for obs in observations:
-            key = (obs.sensor_id, obs.topic, obs.partition, obs.offset)
-            if not self.reorder.push((obs.topic, obs.partition), obs.time_us, key, obs):
-                late += 1
-                what, found = self.engine.late(obs)
-                stats.late[what] += 1
+        engine = self.engine
+        for arrival_ms, key, item in batch.entries:
+            if self._newest_arrival_ms is None or arrival_ms > self._newest_arrival_ms:
+                self._newest_arrival_ms = arrival_ms
+            # The hotlist and ANPR reads decide on their own, at arrival: a hit needs nothing but the
+            # read and the list (no track, no watermark), so its alarm costs only the transport delay.
+            if isinstance(item, HotlistItem):
+                engine.hotlist.apply(item.update)
+                continue
+            if item.sensor_kind == "anpr":
+                found = engine.read_anpr(item)
+                incidents += [attrs.evolve(inc, decided_at_us=self._newest_arrival_ms * 1000) for inc in found]
+                continue
+            where = key[1:4]             # (topic, partition, offset) of the record
+            sub = sub + 1 if where == previous else 0
+            previous = where
+            heapq.heappush(settling, (arrival_ms, *where, sub, key, item))
+            ready = []
+            while settling and settling[0][0] <= self._newest_arrival_ms - self.arrival_settle_ms:
+                entry = heapq.heappop(settling)
+                ready.append((entry[0], entry[5], entry[6]))
+            if ready:
+                found, n_late = self._feed(ready)
                 incidents += found
-        incidents += self.engine.process(self.reorder.release(), self.reorder.watermark_us)
+                late += n_late
         self._count(incidents)
-        return BatchResult(incidents, dead, dup, late, len(records))
+        return BatchResult(incidents, batch.dead_letters, sum(batch.duplicate_counts.values()), late, batch.records)
+
+    def _feed(self, entries) -> tuple[list[Incident], int]:
+        """Entries into the reorder buffer and the engine; what comes out is stamped `decided_at`:
+        the broker time of the newest record consumed when it was decided (a function of the
+        arrivals, so replay gives the same stamps as live)."""
+        incidents, late = self._feed_entries(entries)
+        if incidents and self._newest_arrival_ms is not None:
+            decided_us = self._newest_arrival_ms * 1000
+            incidents = [attrs.evolve(inc, decided_at_us=decided_us) for inc in incidents]
+        return incidents, late
+
+    def _feed_entries(self, entries) -> tuple[list[Incident], int]:
+        stats, reorder, engine = self.stats, self.reorder, self.engine
+        incidents: list[Incident] = []
+        late = 0
+        for arrival_ms, key, item in entries:
+            if isinstance(item, HotlistItem):
+                if not reorder.push(None, item.time_us, key, item, arrival_ms):
+                    engine.hotlist.apply(item.update)
+                    stats.late["hotlist_applied"] += 1
+            else:
+                if not reorder.push((item.topic, item.partition), item.time_us, key, item, arrival_ms):
+                    late += 1
+                    what, found = engine.late(item)
+                    stats.late[what] += 1
+                    incidents += found
+            watermark = reorder.watermark_us
+            if watermark is not None and watermark >= self._next_slice_us:
+                incidents += engine.process(reorder.release(), watermark)
+                self._next_slice_us = watermark - watermark % SLICE_US + SLICE_US
+        return incidents, late
 
     def flush(self, end_of_input: bool = True) -> BatchResult:
         """Release everything held; processing may continue afterwards.
@@ -126,8 +226,13 @@ class Pipeline:
         The live service, flushing because the feed went quiet, passes False: nothing is decided
         before its time, later records carry on from here.
         """
+        settled = [heapq.heappop(self._settling) for _ in range(len(self._settling))]
+        incidents, _ = self._feed([(e[0], e[5], e[6]) for e in settled])
         items = self.reorder.flush()
-        incidents = self.engine.process(items, self.reorder.watermark_us) + self.engine.flush(final=end_of_input)
+        tail = self.engine.process(items, self.reorder.watermark_us) + self.engine.flush(final=end_of_input)
+        if self._newest_arrival_ms is not None:
+            tail = [attrs.evolve(inc, decided_at_us=self._newest_arrival_ms * 1000) for inc in tail]
+        incidents += tail
         self._count(incidents)
         return BatchResult(incidents, [], 0, 0, 0)
 
@@ -153,14 +258,16 @@ class Pipeline:
         for d in detectors:          # the geography is configuration, rebuilt from the ICD files
             d.geography = None
         try:
-            state = (SNAPSHOT_VERSION, self.duplicates, self.reorder, self.stats, _engine_state(self.engine))
+            state = (SNAPSHOT_VERSION, self.duplicates, self.reorder, self.stats, _engine_state(self.engine),
+                     self._next_slice_us, self._settling, self._newest_arrival_ms)
             return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             for d in detectors:
                 d.geography = self.geography
 
     def restore(self, data: bytes) -> None:
-        version, self.duplicates, self.reorder, self.stats, engine_state = pickle.loads(data)
+        (version, self.duplicates, self.reorder, self.stats, engine_state, self._next_slice_us, self._settling,
+         self._newest_arrival_ms) = pickle.loads(data)
         if version != SNAPSHOT_VERSION:
             raise ValueError(f"pipeline snapshot version {version} is not {SNAPSHOT_VERSION}")
         self.engine.__dict__.update(engine_state)

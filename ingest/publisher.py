@@ -14,6 +14,29 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 class PublishError(RuntimeError):
     """The transaction could not be opened, filled or committed; the service rolls back and retries."""
 
+    def __init__(self, message: str, reason: str = "publish_failed"):
+        super().__init__(message)
+        self.reason = reason  # short stable code for the rollback metric
+
+
+def _never_bump_inside_a_transaction(manager) -> None:
+    """kafka-python 3.0 answers OutOfOrderSequence / UnknownProducerId / InvalidProducerEpoch on a
+    produce by bumping the producer epoch (KIP-360) on its own and going back to READY. For a
+    transactional producer that bump makes the coordinator abort the open transaction, so the
+    records it had already acknowledged vanish while later sends, the offsets and the commit may
+    go on in a new one: incidents lost with their input offsets committed. KIP-98 wants the
+    application to abort and re-initialise instead (the Java client makes these errors abortable),
+    which is what the service does on any PublishError. So classify them as abortable here."""
+    classify = manager.classify_batch_error
+
+    def classify_batch_error(error, batch, log_start_offset=-1):
+        outcome = classify(error, batch, log_start_offset=log_start_offset)
+        if outcome == manager.ERROR_CLASS_NEEDS_EPOCH_BUMP:
+            return manager.ERROR_CLASS_ABORTABLE
+        return outcome
+
+    manager.classify_batch_error = classify_batch_error
+
 
 class TransactionalPublisher:
     """A KafkaProducer with a fixed `transactional_id`: a new instance fences the old one
@@ -32,18 +55,35 @@ class TransactionalPublisher:
             retry_backoff_ms=200, request_timeout_ms=5000, delivery_timeout_ms=12000)
         self.in_transaction = False
         self._pending: list[Any] = []
+        self._epoch = None  # the producer id and epoch the open transaction began under
+        _never_bump_inside_a_transaction(self._producer._transaction_manager)
 
     def init(self) -> None:
         """Fence older producers with this transactional id and abort their open transaction."""
         try:
             self._producer.init_transactions()
         except KafkaError as exc:
-            raise PublishError(f"init_transactions({self.transactional_id!r}) failed: {exc!r}") from exc
+            raise PublishError(f"init_transactions({self.transactional_id!r}) failed: {exc!r}", "init_failed") from exc
 
     def begin(self) -> None:
         if not self.in_transaction:
-            self._producer.begin_transaction()
+            try:
+                self._producer.begin_transaction()
+            except KafkaError as exc:
+                raise PublishError(f"begin_transaction failed: {exc!r}", "begin_failed") from exc
             self.in_transaction = True
+            self._epoch = self._current_epoch()
+
+    def _current_epoch(self):
+        pid = self._producer._transaction_manager.producer_id_and_epoch
+        return (pid.producer_id, pid.epoch)
+
+    def _check_epoch(self, when: str) -> None:
+        """The transaction must end under the producer id and epoch it began with: anything else
+        means the coordinator already aborted part of it (see _never_bump_inside_a_transaction)."""
+        if self._current_epoch() != self._epoch:
+            raise PublishError(f"producer epoch changed {when} ({self._epoch} -> {self._current_epoch()}): "
+                               f"the broker aborted part of the transaction", "epoch_changed")
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -51,7 +91,7 @@ class TransactionalPublisher:
         try:
             self._pending.append(self._producer.send(topic, key=key, value=value, headers=headers))
         except KafkaError as exc:
-            raise PublishError(f"sending to {topic} failed: {exc!r}") from exc
+            raise PublishError(f"sending to {topic} failed: {exc!r}", "send_failed") from exc
 
     def commit(self, offsets: dict, group_metadata: Any) -> int:
         """Flush, add `offsets` ({TopicPartition: OffsetAndMetadata}) and commit; returns records sent.
@@ -71,12 +111,15 @@ class TransactionalPublisher:
             self._producer.flush(timeout=self.step_timeout_s)  # raises KafkaTimeoutError when it cannot
             for future in self._pending:
                 if not future.is_done:
-                    raise PublishError(f"records not acknowledged within {self.step_timeout_s:.0f} s")
+                    raise PublishError(f"records not acknowledged within {self.step_timeout_s:.0f} s", "ack_timeout")
                 if future.failed():
-                    raise PublishError(f"a record of the transaction was not acknowledged: {future.exception!r}")
+                    raise PublishError(f"a record of the transaction was not acknowledged: {future.exception!r}",
+                                       "not_acknowledged")
+            self._check_epoch("before the commit")
             self._await(manager.begin_commit(), "committing the transaction")
+            self._check_epoch("during the commit")
         except KafkaError as exc:
-            raise PublishError(f"committing the transaction failed: {exc!r}") from exc
+            raise PublishError(f"committing the transaction failed: {exc!r}", "commit_failed") from exc
         finally:
             self._pending.clear()
         self.in_transaction = False
@@ -85,7 +128,9 @@ class TransactionalPublisher:
     def _await(self, result, what: str) -> None:
         self._producer._sender.wakeup()
         if not result.wait(timeout_ms=int(self.step_timeout_s * 1000)):
-            raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s")
+            raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s", "timeout")
+        if result.failed:
+            raise PublishError(f"{what} failed: {result.exception!r}", "commit_failed")
 
     def abort(self) -> None:
         """Abort the open transaction if the producer still can (bounded wait); failing here is

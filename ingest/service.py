@@ -24,6 +24,7 @@ from borderfuse.ingest.publisher import PublishError, TransactionalPublisher
 from borderfuse.ingest.settings import Settings
 from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, encode_snapshot,
                                 read_latest_snapshot)
+from borderfuse.ingest.track_feed import TrackFeed
 from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
     icd_topics, sector_topics
 from borderfuse.sensors.base import RawRecord
@@ -41,9 +42,9 @@ class ServiceError(RuntimeError):
     """The service cannot start (bad settings, broker unreachable); the message is one clear line."""
 
 
-def _default_pipeline_factory(settings: Settings):
+def _default_pipeline_factory(settings: Settings, rules=None):
     from borderfuse.ingest.pipeline import Pipeline
-    return Pipeline.from_settings(settings)
+    return Pipeline.from_settings(settings, collect_tracks=True, rules=rules)  # track reports feed tracks.<sector>
 
 
 @attrs.define
@@ -63,7 +64,10 @@ class FusionService:
                  pipeline_factory: Callable[[Settings], object] | None = None):
         self.settings = settings
         self.metrics = metrics
-        self.pipeline_factory = pipeline_factory or (lambda s: _default_pipeline_factory(s))
+        # The rules in force are read once, when the service validates its configuration; a recovery
+        # rebuilds the pipeline with them, never with whatever the file holds by then.
+        self.rules = None
+        self.pipeline_factory = pipeline_factory or (lambda s: _default_pipeline_factory(s, self.rules))
         svc = settings.service
         self.prefix = svc.topic_prefix
         self.bootstrap = settings.kafka.bootstrap_servers
@@ -82,11 +86,27 @@ class FusionService:
         self.restarts = 0
         self.flushes = 0
         self.needs_flush = False  # records processed since the last flush (kept in the snapshot)
-        self._processing_latency = _processing_latency_histogram(metrics)
         self._producer: TransactionalPublisher | None = None
         self._consumer: KafkaConsumer | None = None
+        self._ends: dict[tuple[str, int], int] = {}       # last known end offset per input partition
+        self._positions: dict[tuple[str, int], int] = {}  # next offset to process per input partition
+        self._track_feed = TrackFeed(prefix=self.prefix)  # consoles' tracks.<sector>, <= 1 update/s per track
 
     # ------------------------------------------------------------------ start / recover
+
+    def validate(self):
+        """Build a pipeline once, before any Kafka client exists: rules, geography and schemas are
+        checked here, so a bad file is one line and exit 2 and never fences a running instance."""
+        from borderfuse.fusion.rules import RulesError
+        from borderfuse.geo.frames import GeoError
+        from borderfuse.sensors.base import DecodeError
+
+        try:
+            pipeline = self.pipeline_factory(self.settings)
+        except (RulesError, GeoError, DecodeError, OSError, ValueError, KeyError) as exc:
+            raise ServiceError(f"bad configuration: {exc}") from exc
+        self.rules = getattr(pipeline, "rules", None)
+        return pipeline
 
     def check_broker(self) -> None:
         """Raise ServiceError (one line) unless the broker answers within startup_timeout_s."""
@@ -100,10 +120,24 @@ class FusionService:
                                    f"(`borderfuse broker start`)")
             time.sleep(1.0)
 
+    def _watch_broker(self, stop: threading.Event, every_s: float = 1.0) -> None:
+        """broker_up from a TCP probe each second, beside the loop: a transaction can wait tens of
+        seconds on an absent broker before it fails, and ops must see the outage while it lasts."""
+        from borderfuse.ingest.kafka_probe import reachable
+
+        while not stop.wait(every_s):
+            self.metrics.set_broker_up(reachable(self.bootstrap, timeout_s=0.5))
+
     def ensure_topics(self) -> None:
+        """Every topic the service reads or writes (inputs, hotlist, every dead-letter topic including
+        the hotlist's, incidents, state) exists afterwards, or TopicsError names the missing ones."""
         specs = [TopicSpec(self.prefix + s.name, s.partitions, s.configs) for s in icd_topics(self.settings.icd.geo_dir)]
         specs.append(TopicSpec(self.state_topic, 1, tuple(STATE_TOPIC_CONFIG.items())))
         ensure_topics(self.bootstrap, specs)
+        outputs = {self.prefix + dlq_topic(t) for t in (*INPUT_TOPICS, HOTLIST_TOPIC)} | set(self.sector_topic.values())
+        missing = outputs - {s.name for s in specs}
+        if missing:
+            raise TopicsError(f"output topics not in the topic list: {', '.join(sorted(missing))}")
 
     def _open(self):
         """Fence, restore the latest committed snapshot, seek: the one way in, at start and after errors."""
@@ -119,6 +153,7 @@ class FusionService:
             self.committed_transactions = snapshot.sequence
             self.records_processed = snapshot.records_processed
             self.needs_flush = snapshot.needs_flush
+            self._positions.update({(t[len(self.prefix):], p): o for (t, p), o in snapshot.offsets.items()})
         else:
             self.committed_transactions = self.records_processed = 0
             self.needs_flush = False
@@ -160,7 +195,10 @@ class FusionService:
 
     def run(self, stop: threading.Event) -> int:
         """Serve until `stop` is set; 0 after a clean final commit, 1 if that commit failed."""
+        self.validate()
         self.check_broker()
+        if self.metrics is not None:
+            threading.Thread(target=self._watch_broker, args=(stop,), name="broker-probe", daemon=True).start()
         try:
             self.ensure_topics()
         except TopicsError as exc:
@@ -171,8 +209,16 @@ class FusionService:
                 try:
                     self._session(stop)
                     return 0
-                except (KafkaError, PublishError, SnapshotError, OSError) as exc:
+                except (KafkaError, PublishError, SnapshotError, TopicsError, OSError) as exc:
                     self.restarts += 1
+                    reason = getattr(exc, "reason", None) or type(exc).__name__
+                    if self.metrics is not None:
+                        self.metrics.rolled_back(reason)
+                        if isinstance(exc, PublishError):
+                            self.metrics.publish_error()
+                        from borderfuse.ingest.kafka_probe import reachable
+                        self.metrics.set_broker_up(reachable(self.bootstrap))
+                        self._report_stale_lag()
                     if stop.is_set():
                         log.error("service: stopping without a final commit (%s: %s); a restart resumes from "
                                   "the last committed snapshot", type(exc).__name__, exc)
@@ -180,8 +226,8 @@ class FusionService:
                     if self.committed_transactions != committed_at_failure:
                         backoff = 0.5  # it made progress since the last failure: a new incident
                     committed_at_failure = self.committed_transactions
-                    log.warning("service: %s: %s; rolling back to the last committed snapshot in %.1f s",
-                                type(exc).__name__, exc, backoff)
+                    log.warning("service: rolled back to the last committed snapshot (%s: %s); retrying in %.1f s",
+                                reason, exc, backoff)
                     self._close()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, self.settings.service.retry_backoff_max_s)
@@ -193,9 +239,9 @@ class FusionService:
         svc, kafka = self.settings.service, self.settings.kafka
         pipeline, next_offsets, tps = self._open()
         consumer, producer = self._consumer, self._producer
-        merge = ArrivalMerge(max_wait_s=svc.merge_max_wait_s)
+        merge = ArrivalMerge()
         pending = _Pending()
-        last_input_s = time.monotonic()
+        stall_warned = False
         last_lag_s = time.monotonic()
         ends = self._update_lag(consumer, tps)
         want_input = True
@@ -211,8 +257,6 @@ class FusionService:
                     merge.add(RawRecord(topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in batch)
                     if self.metrics is not None:
                         self.metrics.consumed(topic, len(batch))
-                if polled:
-                    last_input_s = now
                 if now - last_lag_s >= LAG_INTERVAL_S:
                     ends = self._update_lag(consumer, tps)
                     last_lag_s = now
@@ -222,18 +266,23 @@ class FusionService:
                 # Poll again only while the merge is short of work or blocked (bounds its memory).
                 want_input = merge.buffered() < MERGE_BUFFER_BATCHES * kafka.poll_max_records or not released
                 if released:
+                    # No live path ever takes the end-of-input branch (Pipeline.flush): a pause in
+                    # the input holds decisions until the next arrivals, exactly as replay does.
+                    started = time.perf_counter()
                     self._process(pipeline, pipeline.process_batch(released), pending, now)
                     for r in released:
                         next_offsets[(self.prefix + r.topic, r.partition)] = r.offset + 1
+                        self._positions[(r.topic, r.partition)] = r.offset + 1
                     pending.records += len(released)
-                    self.needs_flush = True
-                elif (self.needs_flush and not lagging and not merge.buffered()
-                      and now - last_input_s >= svc.idle_flush_s):
-                    # Input is idle and fully consumed: release what the watermark still holds.
-                    self._process(pipeline, pipeline.flush(), pending, now)
-                    self.needs_flush = False
-                    self.flushes += 1
-                    pending.flushed = True
+                    if self.metrics is not None:
+                        self.metrics.observe_batch(time.perf_counter() - started)
+                if merge.stalled_for(now) >= svc.merge_max_wait_s and not stall_warned:
+                    log.warning("service: partition(s) %s are behind their end offset but deliver nothing; "
+                                "waiting for them (never skipping ahead: that would reorder the input)",
+                                ", ".join(f"{t}/{p}" for t, p in lagging) or "?")
+                    stall_warned = True
+                elif not merge.stalled_for(now):
+                    stall_warned = False
             due = (pending.records or pending.flushed) and (stopping or pending.records >= svc.transaction_max_records
                                        or time.monotonic() - pending.opened_s >= interval_s)
             if due:
@@ -258,11 +307,20 @@ class FusionService:
         return lagging
 
     def _update_lag(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        ends = consumer.end_offsets(tps)
-        if self.metrics is not None:
-            for tp in tps:
-                self.metrics.set_lag(tp.topic[len(self.prefix):], tp.partition, ends[tp] - consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS))
+        ends = consumer.end_offsets(tps, timeout_ms=POSITION_TIMEOUT_MS)
+        for tp in tps:
+            key = (tp.topic[len(self.prefix):], tp.partition)
+            self._ends[key] = ends[tp]
+            self._positions[key] = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
+        self._report_stale_lag()
         return ends
+
+    def _report_stale_lag(self) -> None:
+        """Lag from the last known end offsets and the last processed positions: it stays true
+        (and grows only as the ends did) while the broker cannot be asked."""
+        if self.metrics is not None:
+            for (topic, partition), end in self._ends.items():
+                self.metrics.set_lag(topic, partition, max(end - self._positions.get((topic, partition), 0), 0))
 
     def _process(self, pipeline, result, pending: _Pending, poll_wall_s: float) -> None:
         producer = self._producer
@@ -277,6 +335,8 @@ class FusionService:
                 continue
             producer.send(topic, incident.incident_id.encode(), encode_incident(doc))
             pending.incidents.append((topic, incident.sector, incident.type, incident.time_us, poll_wall_s))
+        for topic, key, value in self._track_feed.select_from(pipeline):  # same transaction as the incidents
+            producer.send(topic, key, value)
         for record, error in ([] if isinstance(result, list) else result.dead_letters):
             producer.send(self.prefix + dlq_topic(record.topic), record.key, record.value,
                           dead_letter_headers(record, error))
@@ -298,27 +358,16 @@ class FusionService:
         log.debug("service: committed #%d: %d records, %d incidents", snapshot.sequence, pending.records, len(pending.incidents))
         acked_s, acked_unix = time.monotonic(), time.time()
         self.committed_transactions += 1
+        if self.metrics is not None:
+            self.metrics.committed(acked_unix)
+            self.metrics.set_broker_up(True)
         self.incidents_published += len(pending.incidents)
         if self.metrics is not None:
             for topic, sector, kind, time_us, poll_wall_s in pending.incidents:
                 self.metrics.incident(sector, kind)
                 self.metrics.incident_published(topic[len(self.prefix):])
                 self.metrics.observe_latency(acked_unix - time_us / 1e6)
-                self._processing_latency.observe(max(acked_s - poll_wall_s, 0.0))
-
-
-def _processing_latency_histogram(metrics):
-    """The processing view of latency (poll -> commit ack), registered next to ServiceMetrics' own."""
-    if metrics is None:
-        return None
-    from prometheus_client import Histogram
-
-    name = "borderfuse_incident_processing_latency_seconds"
-    existing = getattr(metrics.registry, "_names_to_collectors", {}).get(name)
-    if existing is not None:
-        return existing
-    return Histogram(name, "Wall time from polling the batch that raised an incident to the commit that published it.",
-                     registry=metrics.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0))
+                self.metrics.observe_processing_latency(acked_s - poll_wall_s)
 
 
 def _record_batch_stats(metrics, pipeline, result) -> None:

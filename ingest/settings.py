@@ -65,7 +65,10 @@ class IcdSettings:
 @attrs.frozen(slots=True)
 class FusionSettings:
     rules_file: Path = attrs.field(default=DEFAULT_RULES_FILE, converter=Path)
-    allowed_lateness_s: float = attrs.field(default=12.0, validator=_positive)
+    # Records up to this much behind the newest of the active sources are still fused in event order (the
+    # ICD's transport adds up to 2.5 s); later ones (the ICD's ~1 % up to 10 s late) still update tracks
+    # and incidents where sound (FusionEngine.late). Decisions wait this long, so keep it small.
+    allowed_lateness_s: float = attrs.field(default=3.0, validator=_positive)
     duplicate_window_s: float = attrs.field(default=60.0, validator=_positive)
 
 
@@ -86,10 +89,8 @@ class ServiceSettings:
     transaction_interval_ms: int = attrs.field(default=1000, validator=_positive)
     # ...or after this many input records, whichever comes first.
     transaction_max_records: int = attrs.field(default=20000, validator=_positive)
-    # How long a silent, lagging partition may hold back the timestamp merge of the others.
-    merge_max_wait_s: float = attrs.field(default=2.0, validator=_positive)
-    # With every partition caught up and no input for this long, flush the pipeline (end of a replayed capture).
-    idle_flush_s: float = attrs.field(default=5.0, validator=_positive)
+    # A lagging partition that delivers nothing for this long is logged (the merge waits for it: never skips).
+    merge_max_wait_s: float = attrs.field(default=10.0, validator=_positive)
     # Broker unreachable at start: give up (one clear line) after this long.
     startup_timeout_s: float = attrs.field(default=30.0, validator=_positive)
     # Broker lost while running: retry with exponential backoff up to this many seconds between tries.

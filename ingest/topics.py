@@ -11,6 +11,7 @@ from borderfuse.ingest.kafka_probe import reachable
 from borderfuse.sensors.topics import (  # noqa: F401  (re-exported for the Kafka side)
     DLQ_SUFFIX, HOTLIST_TOPIC, INCIDENT_TOPIC_PREFIX, INPUT_TOPICS, dlq_topic,
 )
+from borderfuse.ingest.track_feed import ACTIONS_TOPIC, TRACK_RETENTION_MS, TRACK_SEGMENT_MS, track_topic
 
 
 class TopicsError(RuntimeError):
@@ -51,9 +52,15 @@ def sector_topics(geo_dir: Path) -> dict[str, str]:
 def icd_topics(geo_dir: Path, partitions: int = 1, prefix: str = "") -> list[TopicSpec]:
     """Every topic the ICD names, for the sectors in `geo_dir`; `prefix` is prepended to each
     name (tests sharing one broker, cf. settings service.topic_prefix)."""
-    names = [*INPUT_TOPICS, *(dlq_topic(t) for t in INPUT_TOPICS), *sector_topics(geo_dir).values()]
+    # every input has its dead-letter topic, the hotlist too (a malformed hotlist record is dead-lettered)
+    names = [*INPUT_TOPICS, *(dlq_topic(t) for t in (*INPUT_TOPICS, HOTLIST_TOPIC)), *sector_topics(geo_dir).values()]
     specs = [TopicSpec(prefix + name, partitions) for name in names]
     specs.append(TopicSpec(prefix + HOTLIST_TOPIC, partitions, (("cleanup.policy", "compact"),)))
+    # The consoles' feeds: confirmed track updates (short retention) and operators' actions on incidents.
+    specs += [TopicSpec(prefix + track_topic(sector), partitions, (("retention.ms", str(TRACK_RETENTION_MS)),
+                                                                   ("segment.ms", str(TRACK_SEGMENT_MS))))
+              for sector in sector_topics(geo_dir)]
+    specs.append(TopicSpec(prefix + ACTIONS_TOPIC, partitions))
     return specs
 
 

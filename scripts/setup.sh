@@ -26,6 +26,33 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
     $SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends prometheus
 fi
 
+# --- Chromium and its driver, for the console's browser tests and benchmark (headless; not started here)
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "chromium is missing and we are not root: apt-get install -y chromium chromium-driver"
+        SUDO="sudo"
+    fi
+    say "installing the chromium and chromium-driver packages ..."
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
+
+# --- the console's browser libraries (Leaflet, milsymbol) from npm, pinned by console/web/package-lock.json,
+# copied into console/web/vendor (served by the console: no CDN at run time). Redone when the lockfile changes.
+command -v npm >/dev/null || die "npm not found: install Node.js and npm (apt-get install -y npm)"
+WEB=console/web
+WEB_STAMP="$WEB/vendor/.lock-$(sha256sum "$WEB/package-lock.json" | cut -c1-16)"
+if [ ! -f "$WEB_STAMP" ]; then
+    say "installing the console's web libraries (npm ci) ..."
+    (cd "$WEB" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    rm -rf "$WEB/vendor" && mkdir -p "$WEB/vendor/images"
+    cp "$WEB/node_modules/leaflet/dist/leaflet.js" "$WEB/node_modules/leaflet/dist/leaflet.css" "$WEB/vendor/"
+    cp "$WEB/node_modules/leaflet/dist/images/"*.png "$WEB/vendor/images/"
+    cp "$WEB/node_modules/milsymbol/dist/milsymbol.js" "$WEB/vendor/"
+    touch "$WEB_STAMP"
+fi
+
 # --- virtualenv
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found: the project needs Python 3.11"

@@ -38,6 +38,16 @@ def register(sub):
                    help="malformed records per simulated minute, cycling through the kinds (default 0.5)")
     p.add_argument("--malformed-kinds", metavar="K1,K2",
                    help=f"only these malformed kinds (default all: {', '.join(MALFORMED_KINDS)})")
+    p.add_argument("--hard", action="store_true",
+                   help="a hard night, of the kind of shared/scenarios/hard: the ordinary traffic thinned out "
+                   "(each --targets slot sets out once at a random time, rarely replaced) and, every 45 minutes "
+                   "(or over the whole run if shorter), 3 turn-backs (loitering under the ICD), 6 walkers along the "
+                   "line, a group of 3-4 crossing together (one incident), an off-road vehicle crossing, a drone "
+                   "hovering then crossing and one flying along the line, animals grazing near the line in camera "
+                   "view, a person crossing and coming back 10+ minutes later (two incidents), two people crossing "
+                   "at once, a PL radar and a DE camera silent for 6-8 minutes with two crossings meanwhile, and "
+                   "crowds moving 150-600 m from the line and farther away. The truth tags them (`stressor`), "
+                   "lists their negatives and the outages")
     p.add_argument("--start", metavar="ISO8601", help="with --out: event time of the start "
                    "(default 2026-11-21T22:00:00Z); live always starts now")
     p.add_argument("--speed", type=float, default=1.0, help="live: simulated seconds per wall-clock second")
@@ -47,7 +57,7 @@ def register(sub):
 def _config(args) -> ScenarioConfig:
     kwargs = dict(seed=args.seed, targets=args.targets, hotlist_fraction=args.hotlist_fraction,
                   malformed_per_min=args.malformed_per_min, geo_dir=args.settings.icd.geo_dir,
-                  schemas_dir=args.settings.icd.schemas_dir)
+                  schemas_dir=args.settings.icd.schemas_dir, hard=args.hard)
     if args.mix:
         kwargs["mix"] = parse_mix(args.mix)
     if args.malformed_kinds:

@@ -13,7 +13,7 @@ import numpy as np
 
 from borderfuse.geo.geography import SensorInfo
 from borderfuse.simulator.scenario import ScenarioConfig, SimulatorError
-from borderfuse.simulator.sensors import Feed, _ticks
+from borderfuse.simulator.sensors import Feed, _live, _ticks
 from borderfuse.simulator.snapshot import Snapshot, true_course
 
 LOST_AFTER_S = 5.0
@@ -23,6 +23,8 @@ STATUS = ("tentative", "confirmed", "lost")
 
 
 class DeRadar:
+    silent: tuple[tuple[float, float], ...] = ()  # outages, set by the engine on hard nights
+
     def __init__(self, sensor: SensorInfo, config: ScenarioConfig, rng: np.random.Generator):
         self.s, self.cfg, self.rng = sensor, config, rng
         self.phase = rng.uniform(0.0, sensor.period_s)
@@ -70,6 +72,7 @@ class DeRadar:
                 out[key].append(np.broadcast_to(val, (n,)).astype(float if key != "status" else np.int8))
 
         _, steps = _ticks(self.phase, s.period_s, ta, tb)
+        steps = steps[_live(steps, self.silent)]
         fade_p = cfg.de_track_fades_per_hour / 3600.0 * s.period_s
         for t in steps:
             cols = np.arange(snap.n)

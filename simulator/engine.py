@@ -16,8 +16,9 @@ from borderfuse.simulator import malformed
 from borderfuse.simulator.encode import Encoder, hotlist_record
 from borderfuse.simulator.layout import random_plate
 from borderfuse.simulator.scenario import ScenarioConfig, SimulatorError
-from borderfuse.simulator.sensors import Feed, build_models
+from borderfuse.simulator.sensors import Feed, _live, build_models
 from borderfuse.simulator.snapshot import Snapshot
+from borderfuse.simulator.stressors import StressorProgram
 from borderfuse.simulator.world import World
 
 TOPICS = ("pl.radar.plots", "pl.camera.detections", "pl.uav.detections", "pl.anpr.reads",
@@ -25,6 +26,7 @@ TOPICS = ("pl.radar.plots", "pl.camera.detections", "pl.uav.detections", "pl.anp
 HOTLIST = TOPICS.index("shared.hotlist")
 CHUNK_S = 10.0
 PLAN_AHEAD_S = 30.0
+HARD_STREAM = 0x4A5D  # the hard night's stressors draw from SeedSequence([seed, HARD_STREAM])
 HOTLIST_REASONS = ("stolen vehicle", "wanted person's vehicle", "smuggling suspect")
 
 
@@ -61,6 +63,9 @@ class Simulation:
             raise SimulatorError(f"cannot load the geography: {exc}") from exc
         seeds = np.random.SeedSequence(config.seed).spawn(5)
         self.world = World(self.geo, config, np.random.default_rng(seeds[0]))
+        if config.hard:  # its own random stream: an ordinary night's streams stay as they were
+            self.world.program = StressorProgram(
+                self.world, np.random.default_rng(np.random.SeedSequence([config.seed, HARD_STREAM])))
         self.models = build_models(self.world, config, seeds[1])
         self.delivery_rng = np.random.default_rng(seeds[2])
         self.malformed_rng = np.random.default_rng(seeds[3])
@@ -87,17 +92,22 @@ class Simulation:
         ta = self.t
         tb = ta + CHUNK_S if self.duration is None else min(ta + CHUNK_S, self.duration)
         self.world.plan_until(tb + PLAN_AHEAD_S)
+        if self.world.program is not None:
+            for model in self.models:
+                if hasattr(model, "silent"):
+                    model.silent = self.world.program.silent(model.s.id)
         snap = Snapshot.build(self.world.active_between(ta - 2.0, tb + 6.0), ta, tb)
         by_topic: dict[str, list[Feed]] = {}
         for model in self.models:
             feed = model.observe(snap, ta, tb)
+            if getattr(model, "silent", ()):  # a radar's scan begun before an outage ends inside it
+                feed = feed.take(_live(feed.t, model.silent))
             by_topic.setdefault(feed.topic, []).append(feed)
         parts = [self._hotlist(ta)]
         for topic, feeds in by_topic.items():
             feed = Feed.concat(topic, feeds)
             if self.duration is not None:  # false tracks may run past the end of a recording
-                keep = feed.t < self.duration
-                feed = Feed(topic, feed.t[keep], feed.sensor[keep], {k: v[keep] for k, v in feed.cols.items()})
+                feed = feed.take(feed.t < self.duration)
             if len(feed):
                 parts.append(self._deliver(topic, [s.encode() for s in feed.sensor.tolist()],
                                            self.encoder.encode(feed), feed.t))

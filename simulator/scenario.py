@@ -121,6 +121,11 @@ class ScenarioConfig:
     pl_anpr_v2_fraction: float = attrs.field(default=0.5, validator=_fraction)
     uav_first_sortie_within_s: float = attrs.field(default=300.0, validator=_non_negative)
     start_stagger_s: float = attrs.field(default=60.0, validator=_non_negative)
+    # A hard night (stressors.py): the ordinary traffic thinned out, plus every 45 minutes the
+    # stressors of the agencies' hard night (turn-backs, walkers, a group, an off-road vehicle, drones
+    # hovering and flying along the line, grazing animals, a cross-and-back, two sensors silent,
+    # crowds) and their negatives, stressor tags and outages in the truth.
+    hard: bool = False
     geo_dir: Path = attrs.field(default=DEFAULT_GEO_DIR, converter=Path)
     schemas_dir: Path = attrs.field(default=DEFAULT_SCHEMAS_DIR, converter=Path)
 

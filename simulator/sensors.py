@@ -37,6 +37,10 @@ class Feed:
     def __len__(self) -> int:
         return self.t.size
 
+    def take(self, keep: np.ndarray) -> "Feed":
+        """The records where `keep` (a boolean mask) is true."""
+        return Feed(self.topic, self.t[keep], self.sensor[keep], {k: v[keep] for k, v in self.cols.items()})
+
     @staticmethod
     def concat(topic: str, feeds: list["Feed"]) -> "Feed":
         feeds = [f for f in feeds if len(f)]
@@ -52,12 +56,22 @@ def _ticks(phase: float, period: float, ta: float, tb: float) -> tuple[np.ndarra
     return k, phase + k * period
 
 
+def _live(times: np.ndarray, silent: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Which of `times` fall outside every [from, to) the sensor is silent (a hard night's outage)."""
+    live = np.ones(times.size, dtype=bool)
+    for a, b in silent:
+        live &= (times < a) | (times >= b)
+    return live
+
+
 def _classify(rng, true_code: np.ndarray, p_correct: float) -> np.ndarray:
     return np.where(rng.uniform(size=true_code.size) < p_correct, true_code, UNKNOWN).astype(np.int8)
 
 
 class PlRadar:
     """Raw plots, polar from the site; one scan per period, plot time follows the antenna azimuth."""
+
+    silent: tuple[tuple[float, float], ...] = ()  # outages, set by the engine on hard nights
 
     def __init__(self, sensor: SensorInfo, config: ScenarioConfig, rng: np.random.Generator):
         self.s, self.cfg, self.rng = sensor, config, rng
@@ -66,6 +80,9 @@ class PlRadar:
     def observe(self, snap: Snapshot, ta: float, tb: float) -> Feed:
         s, rng, period = self.s, self.rng, self.s.period_s
         scans, starts = _ticks(self.phase, period, ta, tb)
+        if self.silent:
+            live = _live(starts, self.silent)
+            scans, starts = scans[live], starts[live]
         tt, jj = snap.pairs(starts)
         kk = np.repeat(scans, snap.n)
         x, y, _, _, active = snap.state(tt, jj)
@@ -99,6 +116,8 @@ class PlRadar:
 class Camera:
     """A tower camera (PL: polar from the site; DE: geolocated in the shared frame)."""
 
+    silent: tuple[tuple[float, float], ...] = ()  # outages, set by the engine on hard nights
+
     def __init__(self, sensor: SensorInfo, config: ScenarioConfig, rng: np.random.Generator):
         self.s, self.cfg, self.rng = sensor, config, rng
         self.phase = rng.uniform(0.0, sensor.period_s)
@@ -124,6 +143,7 @@ class Camera:
     def observe(self, snap: Snapshot, ta: float, tb: float) -> Feed:
         s, rng = self.s, self.rng
         _, frames_t = _ticks(self.phase, s.period_s, ta, tb)
+        frames_t = frames_t[_live(frames_t, self.silent)]
         tt, jj = snap.pairs(frames_t)
         x, y, _, _, active = snap.state(tt, jj)
         az, dist = geodesic_from(s.lon, s.lat, x, y)
@@ -146,6 +166,8 @@ class Camera:
 class Uav:
     """A patrol UAV on station over its registry site during sorties; WGS84 detections."""
 
+    silent: tuple[tuple[float, float], ...] = ()  # outages, set by the engine on hard nights
+
     def __init__(self, sensor: SensorInfo, config: ScenarioConfig, rng: np.random.Generator):
         self.s, self.cfg, self.rng = sensor, config, rng
         self.phase = rng.uniform(0.0, sensor.period_s)
@@ -164,7 +186,7 @@ class Uav:
     def observe(self, snap: Snapshot, ta: float, tb: float) -> Feed:
         s, rng = self.s, self.rng
         _, ticks = _ticks(self.phase, s.period_s, ta, tb)
-        ticks = ticks[self._on_station(ticks)]
+        ticks = ticks[self._on_station(ticks) & _live(ticks, self.silent)]
         tt, jj = snap.pairs(ticks)
         x, y, _, _, active = snap.state(tt, jj)
         hit = active & (np.hypot(x - s.x, y - s.y) <= s.max_range_m) & (rng.uniform(size=tt.size) < self.cfg.uav_pd)

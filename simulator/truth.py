@@ -12,6 +12,10 @@
 Only events inside a sector and inside the recording count. `negatives` are crossings that must
 not raise one (animals, traffic and pedestrians at the crossing points) and the closest approach
 of people walking along the border.
+Hard nights (stressors.py) add: a `stressor` tag on their targets, incidents and negatives; one
+border_crossing per group (its leader's, with the members in `group`); loitering of every stressor
+person by the ICD's rule on its true path (dwell.py: a turn-back meets it); each stressor's
+negatives every few seconds of its window; and the `outages`.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from borderfuse.geo.geography import Geography
+from borderfuse.simulator.dwell import dwell_hits
 from borderfuse.simulator.world import LOITER_DWELL_S, Target
 
 
@@ -34,8 +39,9 @@ def _point(geo: Geography, x: float, y: float) -> tuple[float, float, str]:
 
 
 def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], hotlist: dict[str, str],
-                t0_us: int, duration_s: float, seed: int) -> dict:
-    """`hotlist`: normalised '<ISO country>:<PLATE>' -> plate as listed."""
+                t0_us: int, duration_s: float, seed: int, outages: list | None = None) -> dict:
+    """`hotlist`: normalised '<ISO country>:<PLATE>' -> plate as listed. `outages` (hard nights):
+    stressors.Outage of sensors silent for a while, listed in the truth."""
     incidents, negatives = [], []
 
     def inside(t: float) -> bool:
@@ -43,14 +49,14 @@ def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], h
 
     for tg in targets:
         for c in tg.crossings:
-            if not inside(c.time):
+            if not inside(c.time) or tg.group_member:  # a group's crossing is its leader's incident
                 continue
             lon, lat, sector = _point(geo, c.x, c.y)
             if tg.cls == "drone" or (tg.cls in ("person", "vehicle") and not c.at_crossing_point):
                 if sector:
                     incidents.append({"type": "drone_crossing" if tg.cls == "drone" else "border_crossing",
                                       "target": tg.id, "lon": lon, "lat": lat, "sector": sector,
-                                      "time": iso_z(t0_us, c.time), "_t": c.time})
+                                      **_stressor_tags(tg), "time": iso_z(t0_us, c.time), "_t": c.time})
             else:
                 what = {"animal": "animal crossing"}.get(tg.cls, f"{tg.cls} crossing at a crossing point")
                 negatives.append({"kind": what, "target": tg.id, "cls": tg.cls, "lon": lon, "lat": lat,
@@ -63,6 +69,14 @@ def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], h
                 if sector:
                     incidents.append({"type": "loitering", "target": tg.id, "lon": lon, "lat": lat,
                                       "sector": sector, "time": iso_z(t0_us, t), "_t": t})
+        if tg.stressor is not None and tg.cls == "person":  # the ICD's rule on the true path
+            for t, x, y in dwell_hits(geo, tg.tw, tg.xw, tg.yw):
+                lon, lat, sector = _point(geo, x, y)
+                if inside(t) and sector:
+                    incidents.append({"type": "loitering", "target": tg.id, "lon": lon, "lat": lat,
+                                      "sector": sector, "stressor": tg.stressor, "time": iso_z(t0_us, t), "_t": t})
+        if tg.negative_kind is not None:
+            negatives += _sampled_negatives(geo, tg, t0_us, duration_s)
         if tg.kind == "walker":
             dist = geo.distance_to_border(tg.xw, tg.yw)
             i = int(np.argmin(dist))
@@ -89,12 +103,38 @@ def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], h
         items.sort(key=lambda d: d["_t"])
         for d in items:
             del d["_t"]
-    return {
+    truth = {
         "t0": iso_z(t0_us, 0.0).replace(".000000Z", "Z"),
         "minutes": duration_s / 60.0,
         "seed": seed,
         "targets": [{"id": tg.id, "kind": tg.kind, "cls": tg.cls, "plate": tg.plate, "nat": tg.nat,
-                     "hotlisted": tg.hotlisted} for tg in targets if tg.t_start < duration_s],
+                     "hotlisted": tg.hotlisted, **({"stressor": tg.stressor} if tg.stressor else {})}
+                    for tg in targets if tg.t_start < duration_s],
         "incidents": incidents,
         "negatives": negatives,
     }
+    if outages is not None:
+        truth["outages"] = [{"sensor": o.sensor, "time_from": iso_z(t0_us, o.t_from),
+                             "time_to": iso_z(t0_us, min(o.t_to, duration_s))}
+                            for o in outages if o.t_from < duration_s]
+    return truth
+
+
+def _stressor_tags(tg: Target) -> dict:
+    if tg.stressor is None:
+        return {}
+    return {"stressor": tg.stressor, **({"group": list(tg.group)} if tg.group else {})}
+
+
+def _sampled_negatives(geo: Geography, tg: Target, t0_us: int, duration_s: float) -> list[dict]:
+    """A stressor target's negatives: where it was every `negative_every_s` of its window (in a sector)."""
+    a, b = tg.negative_window or (tg.t_start, tg.t_end)
+    times = np.arange(max(a, tg.t_start, 0.0), min(b, tg.t_end, duration_s), tg.negative_every_s)
+    if times.size == 0:
+        return []
+    x, y = tg.position(times)
+    lon, lat = geo.to_wgs84(x, y)
+    sectors = geo.sector_of(x, y)
+    return [{"kind": tg.negative_kind, "target": tg.id, "stressor": tg.stressor, "lon": float(lo), "lat": float(la),
+             "sector": str(sec), "time": iso_z(t0_us, float(t)), "_t": float(t)}
+            for t, lo, la, sec in zip(times.tolist(), np.atleast_1d(lon), np.atleast_1d(lat), sectors) if sec]

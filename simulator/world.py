@@ -20,6 +20,7 @@ from borderfuse.simulator.scenario import TARGET_KINDS, ScenarioConfig, Simulato
 KIND_CLASS = {"crossing": "person", "crossing_at_bcp": "person", "loiter": "person", "walker": "person",
               "vehicle": "vehicle", "local_vehicle": "vehicle", "drone": "drone", "animal": "animal"}
 LOITER_DWELL_S = 300.0  # the ICD's default dwell: the truth's loitering time is dwell start + this
+HARD_EPISODE_S = 2700.0  # a hard night's stressor programme: every 45 minutes
 _PLAN_TRIES = 60
 
 
@@ -59,6 +60,15 @@ class Target:
     passages: tuple[Passage, ...] = ()
     crossings: tuple[Crossing, ...] = ()
     dwell_start: float | None = None  # loiterers: when the lingering starts
+    # Hard nights (stressors.py): the stressor this target plays, the group it leads (member ids,
+    # itself first), whether its crossings are a group member's (no incident of its own), and the
+    # negatives the truth lists for it: kind, every how many seconds, between which times.
+    stressor: str | None = None
+    group: tuple[str, ...] = ()
+    group_member: bool = False
+    negative_kind: str | None = None
+    negative_every_s: float = 60.0
+    negative_window: tuple[float, float] | None = None
 
     @property
     def t_end(self) -> float:
@@ -101,8 +111,22 @@ class World:
             counts[i] += 1
         self.slot_kinds = [k for k, c in zip(TARGET_KINDS, counts) for _ in range(c)]
         stagger = min(config.start_stagger_s, (self.duration or 600.0) / 10)
-        self.slot_next = list(rng.uniform(0.0, stagger, len(self.slot_kinds)))
-        self.slot_first = [True] * len(self.slot_kinds)
+        if config.hard:
+            # A hard night's ordinary traffic: each slot's first target sets out at a random time of
+            # the first 60 % of an episode, from the start of its path; replacements come rarely.
+            self.slot_next = list(rng.uniform(0.0, 0.6 * self.episode_s, len(self.slot_kinds)))
+            self.slot_first = [False] * len(self.slot_kinds)
+        else:
+            self.slot_next = list(rng.uniform(0.0, stagger, len(self.slot_kinds)))
+            self.slot_first = [True] * len(self.slot_kinds)
+        self.ordinary_count = 0  # T001.. numbering, apart from the hard night's H001..
+        self.stressor_count = 0
+        self.program = None  # a hard night's StressorProgram (engine.py), planned along with the slots
+
+    @property
+    def episode_s(self) -> float:
+        """A hard night's stressor programme repeats every episode (45 min, or the whole run if shorter)."""
+        return min(self.duration or HARD_EPISODE_S, HARD_EPISODE_S)
 
     # --- planning ---
     def plan_until(self, t: float) -> None:
@@ -112,7 +136,20 @@ class World:
                 target = self._spawn(kind, self.slot_next[slot], self.slot_first[slot])
                 self.slot_first[slot] = False
                 self.targets.append(target)
-                self.slot_next[slot] = target.t_end + self.rng.uniform(5.0, 60.0)
+                gap = (1200.0, 2700.0) if self.config.hard else (5.0, 60.0)
+                self.slot_next[slot] = target.t_end + self.rng.uniform(*gap)
+        if self.program is not None:
+            self.program.plan_until(t)
+
+    def add(self, kind: str, cls: str, plan: dict, **fields) -> Target:
+        """A hard night's stressor target (id H001..), from a plan of `_finish` with absolute times."""
+        self.stressor_count += 1
+        tw = plan.pop("tw")
+        crossings = tuple(Crossing(*c) for c in plan.pop("crossings_rel", ()))
+        target = Target(index=len(self.targets), id=f"H{self.stressor_count:03d}", kind=kind, cls=cls,
+                        t_start=float(tw[0]), tw=tw, crossings=crossings, **plan, **fields)
+        self.targets.append(target)
+        return target
 
     def active_between(self, ta: float, tb: float) -> list[Target]:
         return [tg for tg in self.targets if tg.t_start < tb and tg.t_end > ta]
@@ -133,13 +170,14 @@ class World:
                 shift += 60.0
                 t_spawn += 60.0
         index = len(self.targets)
+        self.ordinary_count += 1
         tw = tw + shift
         crossings = tuple(Crossing(c[0] + shift, c[1], c[2], c[3]) for c in plan.pop("crossings_rel", ())
                           if c[0] + shift >= t_spawn)
         passages = tuple(attrs.evolve(p, time=p.time + shift) for p in plan.pop("passages_rel", ())
                          if p.time + shift >= t_spawn)
         dwell = plan.pop("dwell_rel", None)
-        return Target(index=index, id=f"T{index + 1:03d}", kind=kind, cls=KIND_CLASS[kind], t_start=t_spawn,
+        return Target(index=index, id=f"T{self.ordinary_count:03d}", kind=kind, cls=KIND_CLASS[kind], t_start=t_spawn,
                       tw=tw, crossings=crossings, passages=passages,
                       dwell_start=None if dwell is None else dwell + shift, **plan)
 

@@ -18,6 +18,11 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_DIR.parent / "shared"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fault-runs", type=int, default=2, metavar="N",
+                     help="outage schedules for tests/test_service_faults.py (default 2; the closing notes used 10+)")
+
+
 def pytest_configure(config):
     # kafka-python 3.0.12 loads its protocol schemas with importlib.resources.read_text/open_text, deprecated
     # in 3.11; with filterwarnings=error that would fail every test touching Kafka. Only this one.

@@ -20,6 +20,7 @@ ALERTS_TEST_FILE = RULES_DIR / "alerts_test.yml"
 EXPECTED_ALERTS = {
     "BorderfuseServiceDown", "BorderfuseConsumerLagGrowing", "BorderfuseDeadLetterSpike",
     "BorderfuseSideSilent", "BorderfuseSideNeverSeen", "BorderfuseLatencyP99High",
+    "BorderfuseBrokerUnreachable", "BorderfuseNoCommit", "BorderfuseRollbacks", "BorderfusePublishErrors",
 }
 needs_promtool = pytest.mark.skipif(not promtool_available(),
                                     reason=f"promtool not found at {PROMTOOL_BIN} (apt-get install prometheus)")

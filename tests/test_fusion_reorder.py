@@ -10,12 +10,41 @@ S = 1_000_000
 
 def test_release_waits_for_the_slowest_active_source():
     buf = ReorderBuffer(lateness_us=2 * S)
-    buf.push("a", 10 * S, ("a",), "a10")
-    buf.push("b", 5 * S, ("b",), "b5")
-    assert buf.release() == []                     # watermark = min(10, 5) - 2 = 3 s
-    buf.push("b", 11 * S, ("b",), "b11")
-    assert buf.release() == ["b5"]                 # watermark = 10 - 2 = 8 s
-    assert buf.watermark_us == 8 * S
+    buf.push("a", 10 * S, ("a",), "a10")           # watermark 8 s (a is the only source yet)
+    assert buf.push("b", 9 * S, ("b",), "b9")      # min(10, 9) - 2 = 7: the watermark stays at 8
+    buf.push("a", 14 * S, ("a",), "a14")
+    assert buf.release() == []                     # min(14, 9) - 2 = 7 s: b holds a back
+    buf.push("b", 13 * S, ("b",), "b13")
+    assert buf.release() == ["b9", "a10"]          # min(14, 13) - 2 = 11 s
+    assert buf.watermark_us == 11 * S
+
+
+def test_the_watermark_moves_on_every_push_so_batching_cannot_change_what_is_late():
+    pushes = [("a", 10), ("b", 9), ("a", 20), ("b", 12), ("a", 21), ("b", 8), ("b", 22), ("a", 15)]
+
+    def late_items(batch):
+        buf, late = ReorderBuffer(lateness_us=2 * S), []
+        for i, (src, t) in enumerate(pushes):
+            if not buf.push(src, t * S, (src, t), t):
+                late.append((src, t))
+            if (i + 1) % batch == 0:
+                buf.release()
+        return late
+
+    assert late_items(1) == late_items(3) == late_items(100) == [("b", 8), ("a", 15)]
+
+
+@pytest.mark.parametrize("arrivals_ms, released", [
+    # anpr's last arrival is 6 s behind the newest: idle (5 s), the watermark follows the radar alone
+    ((0, 6_000), ["read"]),
+    # anpr arrived 4 s before the newest: in flight, it holds the radar back (event time 1 s)
+    ((2_000, 6_000), []),
+])
+def test_idleness_is_judged_on_arrival_time(arrivals_ms, released):
+    buf = ReorderBuffer(lateness_us=2 * S, idle_arrival_ms=5_000)
+    buf.push("anpr", 1 * S, ("anpr",), "read", arrival_ms=arrivals_ms[0])
+    buf.push("radar", 9 * S, ("radar",), "plot", arrival_ms=arrivals_ms[1])
+    assert buf.release() == released
 
 
 def test_idle_source_does_not_stall_the_others():

@@ -85,3 +85,66 @@ def test_same_input_gives_same_ids_and_states():
     feed(b, obs)
     assert [t.id for t in a.tracks] == [t.id for t in b.tracks]
     np.testing.assert_array_equal(a.x, b.x)
+
+
+def _confirmed_walker(n_scans=8):
+    tr = Tracker()
+    for k in range(n_scans):
+        tr.process_scan([ob(k, "PL-R1", 1.5 * k, 0.0)])
+    assert len(tr) == 1 and tr.tracks[0].confirmed
+    return tr
+
+
+def _offset_at_d2(tr, t_s, d2):
+    """Metres east of the track's prediction at t_s at which a sigma-15 detection has this d^2."""
+    from borderfuse.fusion import association
+    dt = np.array([(T0 + int(t_s * 1e6) - tr.t_us[0]) / 1e6])
+    unit, _ = association.pair_costs(tr.x[:1], tr.P[:1], dt, tr.x[:1, :2] + tr.x[:1, 2:] * dt + [1.0, 0.0],
+                                     np.eye(2)[None] * 225.0, tr.config.process_noise)
+    return float(np.sqrt(d2 / unit[0]))
+
+
+@pytest.mark.parametrize("d2, tracks_after, near_misses", [
+    (10.0, 1, 0),     # inside the gate: the track's own detection
+    (16.0, 1, 1),     # just outside (the d^2 = 15.7 of the issue): the track's outlier, no rival track
+    (26.0, 1, 1),
+    (40.0, 2, 0),     # far beyond the near-miss gate: a new object
+])
+def test_a_near_miss_of_a_confirmed_track_founds_no_rival(d2, tracks_after, near_misses):
+    tr = _confirmed_walker()
+    x_pred = tr.x[0, 0] + tr.x[0, 2] * 1.0
+    tr.process_scan([ob(8, "PL-R1", x_pred + _offset_at_d2(tr, 8, d2), tr.x[0, 1] + tr.x[0, 3])])
+    assert len(tr) == tracks_after and tr.near_misses == near_misses
+
+
+def test_a_near_miss_beside_the_tracks_own_detection_is_another_object():
+    tr = _confirmed_walker()
+    x_pred, y_pred = tr.x[0, 0] + tr.x[0, 2], tr.x[0, 1] + tr.x[0, 3]
+    tr.process_scan([ob(8, "PL-R1", x_pred, y_pred), ob(8, "PL-R1", x_pred + _offset_at_d2(tr, 8, 16.0), y_pred)])
+    assert len(tr) == 2 and tr.near_misses == 0
+
+
+def test_a_tentative_track_cannot_outbid_the_confirmed_track():
+    tr = _confirmed_walker()
+    x_pred = tr.x[0, 0] + tr.x[0, 2] * 1.0
+    # a tentative track started 20 m beyond, then a detection between the two, closer to the tentative one
+    tr.process_scan([ob(8, "PL-R1", x_pred, 0.0), ob(8, "PL-R1", x_pred + 200.0, 0.0)])
+    rival = tr.tracks[1]
+    tr.x[1, 0:2] = [x_pred + 1.5 + 30.0, 0.0]      # place it where it would win the next detection on cost
+    tr.x[1, 2:4] = [1.5, 0.0]
+    tr.P[1] = tr.P[0]
+    tr.process_scan([ob(9, "PL-R1", x_pred + 1.5 + 20.0, 0.0)])
+    assert tr.tracks[0].hits == 10 and rival.hits == 1     # 8 + 1 + this one; the rival only its first
+
+
+def test_two_confirmed_walkers_that_close_up_are_not_merged():
+    """Two detections in one scan are two objects: tracks both fed by one scan never merge."""
+    rng = np.random.default_rng(7)
+    tr = Tracker()
+    for k in range(70):
+        # walker A heads east; walker B joins it from 150 m north and walks beside it, 25 m apart
+        ya, yb = 0.0, max(25.0, 150.0 - 2.0 * k)
+        tr.process_scan([ob(k, "PL-R1", 1.5 * k + rng.normal(0, 5), ya + rng.normal(0, 5)),
+                         ob(k, "PL-R1", 1.5 * k + rng.normal(0, 5), yb + rng.normal(0, 5))])
+        assert tr.merge(T0 + k * 1_000_000) == []
+    assert len(tr) == 2 and tr.confirmed_count() == 2

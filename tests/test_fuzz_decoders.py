@@ -23,7 +23,7 @@ from borderfuse.sensors.decode import RecordDecoder
 from borderfuse.sensors.hotlist import HotlistUpdate, decode_hotlist
 from sensor_records import GEO_DIR, SCHEMAS_DIR, T0_MS, valid_records
 
-SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
 TOTAL = 120_000
 SEED = int(os.environ.get("FUZZ_SEED", "20261121"))  # another seed: FUZZ_SEED=n pytest ...
 HOSTILE = [b"NaN", b"-Infinity", b"1e999", b"-1", b"0", b"361", b"null", b"true", b'""', b'"   "', b"[]", b"{}",

@@ -1,4 +1,4 @@
-"""The incident wire format: Confluent framing + Avro (ingest/incident.v1.avsc, schema id 201)."""
+"""The incident wire format: Confluent framing + Avro (ingest/incident.v2.avsc, schema id 202; v1 = 201 still read)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from borderfuse.ingest.incident_codec import (INCIDENT_SCHEMA_ID, SCHEMA_FILE, IncidentCodecError, decode_incident,
-                                   encode_incident, iso_to_time_us, time_us_to_iso)
+from borderfuse.ingest.incident_codec import (INCIDENT_SCHEMA_ID, SCHEMA_FILE, V1_SCHEMA, V1_SCHEMA_FILE,
+                                              IncidentCodecError, decode_incident, encode_incident, iso_to_time_us,
+                                              time_us_to_iso)
 
 BASE = {
     "incident_id": "bc-S2-000017", "type": "border_crossing", "sector": "S2",
@@ -22,7 +23,7 @@ BASE = {
 def test_frame_starts_with_magic_byte_and_the_documented_schema_id():
     frame = encode_incident(BASE)
     assert frame[0] == 0
-    assert struct.unpack(">I", frame[1:5])[0] == INCIDENT_SCHEMA_ID == 201
+    assert struct.unpack(">I", frame[1:5])[0] == INCIDENT_SCHEMA_ID == 202
 
 
 def test_round_trip_keeps_every_field():
@@ -54,7 +55,7 @@ def test_optional_shapes_encode(change):
     (b"\x00\x00\x00", "too short"),
     (b"\x01" + struct.pack(">I", 201) + b"\x02a", "expected 0x00"),
     (b"\x00" + struct.pack(">I", 101) + b"\x02a", "schema id 101"),
-    (b"\x00" + struct.pack(">I", 201) + b"\x0aab", "not valid incident v1 Avro"),
+    (b"\x00" + struct.pack(">I", 201) + b"\x0aab", "not valid incident Avro"),
 ])
 def test_bad_frames_are_rejected(frame, message):
     with pytest.raises(IncidentCodecError, match=message):
@@ -115,3 +116,33 @@ def test_pipeline_incident_json_form_survives_the_wire_unchanged(extras):
     decoded = decode_incident(encode_incident(doc))
     assert decoded.pop("time_us") == incident.time_us
     assert decoded == doc
+
+
+DECIDED = {**BASE, "decided_at": "2026-01-10T02:03:06.250000Z"}
+
+
+@pytest.mark.parametrize("doc", [BASE, DECIDED, {**DECIDED, "status": "withdrawn", "seq": 3}])
+def test_v2_round_trip_carries_decided_at_and_status(doc):
+    decoded = decode_incident(encode_incident(doc))
+    assert {k: decoded[k] for k in doc} == doc
+    assert "decided_at" not in decoded if "decided_at" not in doc else True
+    assert "status" not in decoded if "status" not in doc else True
+
+
+def test_an_old_v1_reader_resolves_v2_records():
+    """Old readers are unaffected: the v1 schema as reader schema reads a v2 body (new fields skipped)."""
+    import io
+    frame = encode_incident({**DECIDED, "status": "withdrawn"})
+    writer = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text()))
+    record = fastavro.schemaless_reader(io.BytesIO(frame[5:]), writer, V1_SCHEMA)
+    assert record["incident_id"] == BASE["incident_id"] and "decided_at" not in record and "status" not in record
+
+
+def test_v1_frames_written_before_the_change_are_still_read():
+    import io
+    body = io.BytesIO()
+    v1 = fastavro.parse_schema(json.loads(V1_SCHEMA_FILE.read_text()))
+    record = {**BASE, "time": iso_to_time_us(BASE["time"]), "seq": 1, "class": None, "plate": None, "country": None}
+    fastavro.schemaless_writer(body, v1, record)
+    decoded = decode_incident(b"\x00" + struct.pack(">I", 201) + body.getvalue())
+    assert {k: decoded[k] for k in BASE} == BASE and "decided_at" not in decoded

@@ -39,6 +39,10 @@ EXPECTED_NAMES = {
     "borderfuse_incidents_published_total": ("counter", {"topic"}),
     "borderfuse_publish_errors_total": ("counter", set()),
     "borderfuse_build_info": ("gauge", {"version"}),
+    "borderfuse_broker_up": ("gauge", set()),
+    "borderfuse_transactions_total": ("counter", {"outcome"}),
+    "borderfuse_rollbacks_total": ("counter", {"reason"}),
+    "borderfuse_last_commit_timestamp_seconds": ("gauge", set()),
 }
 
 
@@ -74,6 +78,9 @@ def exercise_all(m: ServiceMetrics) -> None:
     m.set_watermark(1_699_999_990_000_000)
     m.incident_published("incidents.S1")
     m.publish_error()
+    m.set_broker_up(True)
+    m.committed(1_700_000_001.0)
+    m.rolled_back("ack_timeout")
 
 
 def test_exposition_has_exactly_the_contract_names_types_and_labels(metrics):

@@ -49,6 +49,7 @@ def test_wheel_holds_only_the_borderfuse_namespace(wheel):
     "borderfuse/__init__.py",
     "borderfuse/ingest/service.py",
     "borderfuse/ingest/incident.v1.avsc",
+    "borderfuse/ingest/incident.v2.avsc",
     "borderfuse/fusion/rules.toml",
     "borderfuse/geo/data/sectors.geojson",
     "borderfuse/sensors/schemas/pl/registry.json",

@@ -7,8 +7,8 @@ import pytest
 
 from borderfuse.ingest.cli import main
 
-SCENARIO = Path("/work/shared/scenarios/sample")
-SCORER = Path("/work/shared/tools/score_incidents.py")
+SCENARIO = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" / "sample"
+SCORER = SCENARIO.parent.parent / "tools" / "score_incidents.py"
 needs_sample = pytest.mark.skipif(not (SCENARIO / "capture.jsonl.gz").exists(), reason="sample scenario not present")
 
 

@@ -10,7 +10,7 @@ from borderfuse.sensors.topics import HOTLIST_TOPIC
 from borderfuse.sensors.hotlist import decode_hotlist
 from sensor_records import GEO_DIR, SCHEMAS_DIR
 
-SAMPLE = Path("/work/shared/scenarios/sample/capture.jsonl.gz")
+SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
 
 EXPECTED_DEAD_LETTERS = {
     ("de.anpr.reads", 0): "oversized_field",           # 5000-character plate

@@ -31,7 +31,7 @@ def test_ties_are_broken_by_topic_partition_offset():
 
 
 def test_a_lagging_empty_partition_bounds_the_release_at_its_last_timestamp():
-    merge = ArrivalMerge(max_wait_s=5.0)
+    merge = ArrivalMerge()
     merge.add([rec("a", 0, 10)])  # a: heard up to 10, buffer now drained below
     assert len(merge.release([], 0.0)) == 1
     merge.add([rec("b", 0, 5), rec("b", 1, 15)])
@@ -40,12 +40,16 @@ def test_a_lagging_empty_partition_bounds_the_release_at_its_last_timestamp():
     assert merge.buffered(("b", 0)) == 1
 
 
-def test_a_never_heard_lagging_partition_blocks_until_max_wait():
-    merge = ArrivalMerge(max_wait_s=2.0)
+def test_a_silent_lagging_partition_blocks_however_long_it_lasts():
+    """A broker outage: the merge waits (and says for how long) rather than reorder the input."""
+    merge = ArrivalMerge()
     merge.add([rec("b", 0, 5)])
     assert merge.release(lagging=[("a", 0)], now_s=10.0) == []
-    assert merge.release(lagging=[("a", 0)], now_s=11.9) == []
-    assert [r.offset for r in merge.release(lagging=[("a", 0)], now_s=12.0)] == [0]
+    assert merge.release(lagging=[("a", 0)], now_s=10_000.0) == []
+    assert merge.stalled_for(10_030.0) == pytest.approx(10_020.0)
+    merge.add([rec("a", 0, 3)])
+    assert [(r.topic, r.offset) for r in merge.release(lagging=[], now_s=10_031.0)] == [("a", 0), ("b", 0)]
+    assert merge.stalled_for(10_032.0) == 0.0
 
 
 def test_lagging_partition_blocks_only_records_ordering_after_its_next_one():

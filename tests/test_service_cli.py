@@ -22,7 +22,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
 @pytest.mark.parametrize("toml, needle", [
     ("[kafka]\nbootstrap = 'x'\n", "unknown key(s) bootstrap"),
     ("[service]\ntransaction_interval_ms = 0\n", "transaction_interval_ms must be > 0"),
-    ("[service]\nidle_flush_s = 'soon'\n", "service.idle_flush_s: expected float"),
+    ("[service]\nmerge_max_wait_s = 'soon'\n", "service.merge_max_wait_s: expected float"),
     ("[nope]\n", "unknown section [nope]"),
     ("not toml [", "not valid TOML"),
 ])
@@ -59,5 +59,5 @@ def test_help_describes_exactly_once_and_metrics():
     result = run_cli("run", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for needle in ("exactly-once", "one Kafka transaction", "schema id 201", "/metrics", "SIGTERM"):
+    for needle in ("exactly-once", "one Kafka transaction", "schema id 202", "/metrics", "SIGTERM"):
         assert needle in text

@@ -38,8 +38,8 @@ def test_sector_topics_come_from_the_sectors_file(tmp_path):
     names = [spec.name for spec in icd_topics(geo)]
     assert names.count("incidents.zulu-nine") == names.count("incidents.Q1") == 1
     assert "incidents.S1" not in names
-    assert set(names) == {*INPUT_TOPICS, *map(dlq_topic, INPUT_TOPICS), HOTLIST_TOPIC,
-                          "incidents.zulu-nine", "incidents.Q1"}
+    assert set(names) == {*INPUT_TOPICS, *map(dlq_topic, INPUT_TOPICS), HOTLIST_TOPIC, dlq_topic(HOTLIST_TOPIC),
+                          "incidents.zulu-nine", "incidents.Q1", "tracks.ZULU9", "tracks.Q1", "incidents.actions"}
 
 
 def test_default_geography_gives_the_four_icd_sectors():
@@ -49,10 +49,12 @@ def test_default_geography_gives_the_four_icd_sectors():
 @pytest.mark.parametrize("partitions, prefix", [(1, ""), (3, "t-")])
 def test_specs_partitions_prefix_and_compacted_hotlist(partitions, prefix):
     specs = {s.name: s for s in icd_topics(DEFAULT_GEO_DIR, partitions=partitions, prefix=prefix)}
-    assert len(specs) == 8 + 8 + 1 + 4
+    assert len(specs) == 8 + 9 + 1 + 4 + 4 + 1  # inputs, their and the hotlist's dlq, hotlist, incidents, tracks, actions
     assert all(name.startswith(prefix) and s.partitions == partitions for name, s in specs.items())
     assert dict(specs[prefix + HOTLIST_TOPIC].configs) == {"cleanup.policy": "compact"}
-    assert all(not s.configs for name, s in specs.items() if name != prefix + HOTLIST_TOPIC)
+    assert all("retention.ms" in dict(specs[f"{prefix}tracks.S{i}"].configs) for i in range(1, 5))
+    assert all(not s.configs for name, s in specs.items()
+               if name != prefix + HOTLIST_TOPIC and not name.startswith(prefix + "tracks."))
 
 
 @pytest.mark.parametrize("content, message", [

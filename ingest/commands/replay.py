@@ -26,6 +26,13 @@ def register(sub):
     p.add_argument("--rules", metavar="FILE", help="rules TOML (default: fusion.rules_file of the settings)")
     p.add_argument("--tracks", metavar="FILE", help="confirmed track updates, one JSON object per line")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    p.add_argument("--as-live", action="store_true",
+                   help="stop where the live service stands once it has consumed the same records: no "
+                   "end-of-input decisions (by default the end of the capture releases everything still "
+                   "held and decides crossings waiting for their class)")
+    p.add_argument("--cache", action="store_true", help="use the decoded-observation cache beside the capture "
+                   "(or ~/.cache/borderfuse/decoded when its folder is read-only): the first run decodes and "
+                   "writes it, later runs of the same capture and decoder skip decoding; same output")
     p.set_defaults(func=_run)
 
 
@@ -59,22 +66,21 @@ def _run(args) -> int:
                 tracks.write(json.dumps(rep.to_json_dict(), separators=(",", ":")) + "\n")
 
     try:
-        chunk = []
-        for record in read_capture(args.capture):
-            chunk.append(record)
-            if len(chunk) >= CHUNK:
-                emit(pipeline.process_batch(chunk))
-                n += len(chunk)
-                chunk = []
-                now = time.perf_counter()
-                if not args.quiet and now - last_progress >= 5.0:
-                    last_progress = now
-                    print(f"replay: {n} records, {n / (now - started):.0f} records/s, "
-                          f"{pipeline.active_tracks} tracks", file=sys.stderr)
-        if chunk:
-            emit(pipeline.process_batch(chunk))
-            n += len(chunk)
-        emit(pipeline.flush())
+        if args.cache:
+            from borderfuse.whatif.cache import decoded_batches
+            batches = decoded_batches(args.capture, pipeline, args.settings, chunk=CHUNK)
+        else:
+            batches = map(pipeline.decode, _chunks(read_capture(args.capture)))
+        for batch in batches:
+            emit(pipeline.process_decoded(batch))
+            n += batch.records
+            now = time.perf_counter()
+            if not args.quiet and now - last_progress >= 5.0:
+                last_progress = now
+                print(f"replay: {n} records, {n / (now - started):.0f} records/s, "
+                      f"{pipeline.active_tracks} tracks", file=sys.stderr)
+        if not args.as_live:
+            emit(pipeline.flush())
     except (CaptureFormatError, FileNotFoundError) as exc:
         print(f"borderfuse replay: {exc}", file=sys.stderr)
         return 2
@@ -87,6 +93,17 @@ def _run(args) -> int:
     elapsed = time.perf_counter() - started
     _summary(pipeline, n, elapsed)
     return 0
+
+
+def _chunks(records):
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _summary(pipeline, n: int, elapsed: float) -> None:

@@ -6,13 +6,14 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 
 def register(sub):
     p = sub.add_parser(
         "run", help="run the live fusion service on Kafka",
         description="Consume every ICD input topic and shared.hotlist, fuse, and publish incidents (Avro, "
-        "schema id 201) to incidents.<sector> and dead letters to <topic>.dlq, exactly-once: incidents, "
+        "schema id 202, incident v2) to incidents.<sector> and dead letters to <topic>.dlq, exactly-once: incidents, "
         "dead letters, a state snapshot and the consumed offsets commit in one Kafka transaction "
         "(docs/delivery.md). Serves Prometheus metrics on metrics.host:metrics.port. SIGTERM or Ctrl-C "
         "stops it cleanly after a final commit.")
@@ -22,10 +23,40 @@ def register(sub):
     p.set_defaults(func=_run)
 
 
+class KafkaNoiseFilter(logging.Filter):
+    """kafka-python logs a broker outage as hundreds of ERROR lines and tracebacks. Keep its lines
+    at WARNING without tracebacks, and each distinct message at most once a minute, so the one
+    line of ours ("rolled back to the last committed snapshot (reason)") says what happened."""
+
+    def __init__(self, every_s: float = 60.0, clock=time.monotonic):
+        super().__init__()
+        self.every_s, self.clock, self._last = every_s, clock, {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        now, key = self.clock(), (record.name, record.msg)
+        if now - self._last.get(key, -self.every_s) < self.every_s:
+            return False
+        self._last[key] = now
+        return True
+
+
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    kafka = logging.getLogger("kafka")
+    kafka.setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_only_kafka(KafkaNoiseFilter()))
+
+
+def _only_kafka(noise: KafkaNoiseFilter) -> logging.Filter:
+    class _Filter(logging.Filter):
+        def filter(self, record):
+            return noise.filter(record) if record.name.startswith("kafka") else True
+    return _Filter()
 
 
 def _run(args) -> int:

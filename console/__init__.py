@@ -1,0 +1,1 @@
+"""`borderfuse console`: the patrol centres' web console (live over Kafka, or a replayed capture)."""
