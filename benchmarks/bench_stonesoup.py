@@ -1,6 +1,6 @@
 """Our tracker side by side with Stone Soup's GNN trackers on one set of detections.
 
-    python benchmarks/bench_stonesoup.py [--sizes 50,200,500] [--scale 2000] [--scans 120] [--gnn-scans 25]
+    python benchmarks/bench_stonesoup.py [--sizes 50,200,500] [--scale 2000] [--scans 120] [--gnn-scans 15]
 
 Scene: N targets over 20 x 20 km, half walkers (1-2 m/s), half vehicles (8-20 m/s), nearly constant
 velocity; one scan a second; each target detected with Pd 0.9 and sigma 15 m; 20 clutter plots a scan,
@@ -190,13 +190,17 @@ def summarise(truth: np.ndarray, secs: np.ndarray, est: list[np.ndarray], warmup
             "tracks": np.mean([len(e) for e in est[warmup:]])}
 
 
+def _progress(what: str) -> None:
+    print(what, file=sys.stderr, flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="50,200,500", help="numbers of targets compared with Stone Soup (default 50,200,500)")
     ap.add_argument("--scale", type=int, default=2000, help="N timed for ours alone, 0 to skip (default 2000)")
     ap.add_argument("--scans", type=int, default=120, help="scans per run, 1 s apart (default 120)")
-    ap.add_argument("--gnn-scans", type=int, default=25,
-                    help="scans for Stone Soup's all-pairs GNN, which is slow (default 25)")
+    ap.add_argument("--gnn-scans", type=int, default=15,
+                    help="scans for Stone Soup's all-pairs GNN, which is slow (default 15)")
     ap.add_argument("--warmup", type=int, default=10, help="first scans left out of timing and GOSPA (default 10)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
@@ -217,9 +221,12 @@ def main() -> int:
     for n in sizes:
         truth, dets = make_scene(n, a.scans, a.seed)
         det_per_scan = np.mean([len(d) for d in dets])
+        _progress(f"N={n}: ours ...")
         ours = summarise(truth, *run_ours(dets, a.scans), a.warmup)
         gs = min(a.gnn_scans, a.scans)
+        _progress(f"N={n}: Stone Soup KD-tree GNN, {a.scans} scans ...")
         kd = summarise(truth, *run_stonesoup(dets, a.scans, kd=True), a.warmup)
+        _progress(f"N={n}: Stone Soup all-pairs GNN, {gs} scans ...")
         gnn = summarise(truth[:gs], *run_stonesoup(dets, gs, kd=False), a.warmup)
         per_target[n] = ours["ms"] / n
         for name, r in (("SS GNN", gnn), ("SS KD", kd), ("ours", ours)):

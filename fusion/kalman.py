@@ -37,6 +37,14 @@ def predict(x: np.ndarray, P: np.ndarray, dt: np.ndarray, q: float | np.ndarray)
     return xp, Pn
 
 
+def predicted_position_cov(P: np.ndarray, dt: np.ndarray, q: float) -> np.ndarray:
+    """The position block (T,2,2) of `predict`'s covariance, without the rest of the 4x4 work."""
+    d = np.asarray(dt, dtype=float)[:, None, None]
+    out = P[:, 0:2, 0:2] + d * (P[:, 0:2, 2:4] + P[:, 2:4, 0:2]) + d * d * P[:, 2:4, 2:4]
+    out += (q * d ** 3 / 3.0) * np.eye(2)[None]
+    return out
+
+
 def inv2(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse and determinant of a stack of 2x2 matrices (..., 2, 2), closed form."""
     a, b, c, d = S[..., 0, 0], S[..., 0, 1], S[..., 1, 0], S[..., 1, 1]

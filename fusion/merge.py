@@ -10,9 +10,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 
-def close_pairs(xp: np.ndarray, Pp: np.ndarray, max_d2: float, max_distance_m: float,
+def close_pairs(xp: np.ndarray, pos_cov: np.ndarray, max_d2: float, max_distance_m: float,
                 max_speed_diff_mps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) with i < j of predicted tracks xp (T,4), Pp (T,4,4) that agree in position and velocity.
+    """(i, j) with i < j of predicted tracks xp (T,4), position covariances (T,2,2) that agree in position and velocity.
 
     Agree = Mahalanobis d^2 of the position difference (summed covariances) below `max_d2`, distance
     below `max_distance_m` and speed difference below `max_speed_diff_mps`. Sorted by (i, j), the order
@@ -27,7 +27,7 @@ def close_pairs(xp: np.ndarray, Pp: np.ndarray, max_d2: float, max_distance_m: f
     pairs = np.sort(pairs, axis=1)
     i, j = pairs[:, 0], pairs[:, 1]
     nu = xp[j, 0:2] - xp[i, 0:2]
-    S = Pp[i, 0:2, 0:2] + Pp[j, 0:2, 0:2]
+    S = pos_cov[i] + pos_cov[j]
     a, b, d = S[:, 0, 0], S[:, 0, 1], S[:, 1, 1]
     d2 = (nu[:, 0] * nu[:, 0] * d - 2.0 * nu[:, 0] * nu[:, 1] * b + nu[:, 1] * nu[:, 1] * a) / (a * d - b * b)
     dist = np.hypot(nu[:, 0], nu[:, 1])

@@ -333,8 +333,10 @@ class Tracker:
             return []
         cfg = self.config
         dt = np.maximum(0.0, (now_us - self.t_us) / 1e6)
-        xp, Pp = kalman.predict(self.x, self.P, dt, cfg.process_noise)
-        close_i, close_j = merge.close_pairs(xp, Pp, cfg.merge_d2, cfg.merge_distance_m, cfg.merge_speed_mps)
+        xp = self.x.copy()
+        xp[:, 0:2] += self.x[:, 2:4] * dt[:, None]
+        pos_cov = kalman.predicted_position_cov(self.P, dt, cfg.process_noise)
+        close_i, close_j = merge.close_pairs(xp, pos_cov, cfg.merge_d2, cfg.merge_distance_m, cfg.merge_speed_mps)
         if close_i.size:
             confirmed = np.fromiter((t.confirmed for t in self.tracks), dtype=bool, count=n)
             distinct = (confirmed[close_i] & confirmed[close_j]

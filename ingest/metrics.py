@@ -145,6 +145,10 @@ class ServiceMetrics:
             ["topic"], namespace=NAMESPACE, registry=reg)
         self._publish_errors = Counter(
             "publish_errors", "Incident records Kafka did not acknowledge.", namespace=NAMESPACE, registry=reg)
+        self._decision = Histogram(
+            "alarm_decision_latency_seconds", "decided_at - event time of each incident's first report: how long "
+            "the evidence took to decide it (broker time, so the same in replay).",
+            namespace=NAMESPACE, registry=reg, buckets=LATENCY_BUCKETS_S)
         self._broker_up = Gauge(
             "broker_up", "1 while the service reaches the Kafka broker (its last transaction or probe "
             "succeeded), 0 while it does not.", namespace=NAMESPACE, registry=reg)
@@ -217,6 +221,10 @@ class ServiceMetrics:
     def observe_latency(self, seconds: float) -> None:
         """Event-to-publish latency of one incident; negative values (clock skew) count as 0."""
         self._latency.observe(max(seconds, 0.0))
+
+    def observe_decision_latency(self, seconds: float) -> None:
+        """decided_at - event time of one incident's first report."""
+        self._decision.observe(max(seconds, 0.0))
 
     def observe_processing_latency(self, seconds: float) -> None:
         """Poll-to-acknowledge wall time of one incident."""

@@ -125,8 +125,19 @@ class FusionService:
         seconds on an absent broker before it fails, and ops must see the outage while it lasts."""
         from borderfuse.ingest.kafka_probe import reachable
 
+        was_up = True
         while not stop.wait(every_s):
-            self.metrics.set_broker_up(reachable(self.bootstrap, timeout_s=0.5))
+            up = reachable(self.bootstrap, timeout_s=0.5)
+            if self.metrics is not None:
+                self.metrics.set_broker_up(up)
+            if up and not was_up:
+                # Back after an outage: whatever the open transaction sent into it is redone from the
+                # last snapshot now rather than waited for (kafka-python retries it for tens of seconds).
+                producer = self._producer
+                if producer is not None and producer.in_transaction:
+                    log.warning("service: the broker is back; redoing the open transaction from the last snapshot")
+                    producer.interrupt.set()
+            was_up = up
 
     def ensure_topics(self) -> None:
         """Every topic the service reads or writes (inputs, hotlist, every dead-letter topic including
@@ -197,8 +208,7 @@ class FusionService:
         """Serve until `stop` is set; 0 after a clean final commit, 1 if that commit failed."""
         self.validate()
         self.check_broker()
-        if self.metrics is not None:
-            threading.Thread(target=self._watch_broker, args=(stop,), name="broker-probe", daemon=True).start()
+        threading.Thread(target=self._watch_broker, args=(stop,), name="broker-probe", daemon=True).start()
         try:
             self.ensure_topics()
         except TopicsError as exc:
@@ -334,7 +344,8 @@ class FusionService:
                           incident.incident_id, incident.sector)
                 continue
             producer.send(topic, incident.incident_id.encode(), encode_incident(doc))
-            pending.incidents.append((topic, incident.sector, incident.type, incident.time_us, poll_wall_s))
+            pending.incidents.append((topic, incident.sector, incident.type, incident.time_us, poll_wall_s,
+                                      incident.decided_at_us if incident.seq == 1 else None))
         for topic, key, value in self._track_feed.select_from(pipeline):  # same transaction as the incidents
             producer.send(topic, key, value)
         for record, error in ([] if isinstance(result, list) else result.dead_letters):
@@ -363,11 +374,13 @@ class FusionService:
             self.metrics.set_broker_up(True)
         self.incidents_published += len(pending.incidents)
         if self.metrics is not None:
-            for topic, sector, kind, time_us, poll_wall_s in pending.incidents:
+            for topic, sector, kind, time_us, poll_wall_s, decided_us in pending.incidents:
                 self.metrics.incident(sector, kind)
                 self.metrics.incident_published(topic[len(self.prefix):])
                 self.metrics.observe_latency(acked_unix - time_us / 1e6)
                 self.metrics.observe_processing_latency(acked_s - poll_wall_s)
+                if decided_us is not None:
+                    self.metrics.observe_decision_latency((decided_us - time_us) / 1e6)
 
 
 def _record_batch_stats(metrics, pipeline, result) -> None:

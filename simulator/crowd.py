@@ -10,8 +10,8 @@ import numpy as np
 from borderfuse.simulator.dwell import dwell_hits
 from borderfuse.simulator.scenario import SimulatorError
 
-NEAR_AT_ONCE = 3
-FAR_AT_ONCE = 9
+NEAR_AT_ONCE = 4
+FAR_AT_ONCE = 12
 NEAR_BAND_M = (160.0, 590.0)   # keeps clear of the 150 m and 600 m the truth promises
 FAR_BAND_M = (650.0, 3500.0)
 CLASSES = ("person", "vehicle", "animal")
@@ -30,7 +30,7 @@ class Crowd:
         for i, near in enumerate(self.slots):
             while self.slot_next[i] < t:
                 target = self._spawn(near, self.slot_next[i])
-                self.slot_next[i] = target.t_end + self.rng.uniform(5.0, 60.0)
+                self.slot_next[i] = target.t_end + self.rng.uniform(30.0, 240.0)
 
     def _spawn(self, near: bool, t_start: float):
         rng, world = self.rng, self.world
@@ -41,7 +41,7 @@ class Crowd:
             v = rng.uniform(*SPEED_MPS[cls])
             s0 = rng.uniform(1000.0, layout.length - 1000.0)
             direction = rng.choice([-1.0, 1.0])
-            along = rng.uniform(200.0, 900.0)  # metres along the border; the offset drifts within the band
+            along = rng.uniform(200.0, 800.0)  # metres along the border; the offset drifts within the band
             arcs = np.linspace(s0, s0 + direction * along, max(4, int(along / 50.0) + 1))
             if arcs.min() < 500.0 or arcs.max() > layout.length - 500.0:
                 continue

@@ -1,10 +1,12 @@
 """The ICD's loitering condition on a TRUE path, for the ground truth of hard nights.
 
 A person "stays within 300 m of the border line for 300 s while remaining inside a circle of 150 m
-radius": at time t the path over [t - 300 s, t], sampled every `SAMPLE_S`, lies within 300 m of the
-border and within 150 m of the centre of its bounding box (the circle the pipeline's rule uses too;
-never smaller than the smallest enclosing circle). One incident per dwell: after it is met, the
-dwell lasts while the path stays near the border inside that circle; leaving it starts over.
+radius - lingering, not walking through": at time t the path over [t - 300 s, t], sampled every
+`SAMPLE_S`, lies within 300 m of the border and within 150 m of the centre of its bounding box (the
+circle the pipeline's rule uses too; never smaller than the smallest enclosing circle), and it ends
+no more than 150 m from where it began: a person walking straight through at 1 m/s covers 300 m in
+300 s and so fits the circle, but walks through. One incident per dwell: after it is met, the dwell
+lasts while the path stays near the border inside that circle; leaving it starts over.
 A turn-back (walk up to the line, stop, walk back) that spends 300 s in the zone meets it.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from borderfuse.geo.geography import Geography
 BORDER_DISTANCE_M = 300.0
 DURATION_S = 300.0
 RADIUS_M = 150.0
+NET_DISPLACEMENT_M = 150.0  # "not walking through": start to end of the 300 s
 SAMPLE_S = 2.0
 
 
@@ -36,6 +39,7 @@ def dwell_hits(geo: Geography, tw: np.ndarray, xw: np.ndarray, yw: np.ndarray,
     cx = 0.5 * (wx.min(axis=1) + wx.max(axis=1))
     cy = 0.5 * (wy.min(axis=1) + wy.max(axis=1))
     inside = all_near & (np.hypot(wx - cx[:, None], wy - cy[:, None]).max(axis=1) <= RADIUS_M)
+    inside &= np.hypot(wx[:, -1] - wx[:, 0], wy[:, -1] - wy[:, 0]) <= NET_DISPLACEMENT_M
     hits, k = [], 0
     candidates = np.flatnonzero(inside)
     while True:

@@ -93,7 +93,7 @@ def write_capture(path: Path | str, config: ScenarioConfig, truth_path: Path | s
     per_topic = {t: int((topic == i).sum()) for i, t in enumerate(TOPICS)}
     program = sim.world.program
     truth = build_truth(sim.geo, sim.world.targets, sim.anpr_reads, sim.hotlist, t0_us, sim.duration, config.seed,
-                        outages=None if program is None else program.outages)
+                        outages=None if program is None else program.outages, hard=config.hard)
     truth["counts"] = per_topic
     truth["malformed"] = malformed
     if truth_path is not None:

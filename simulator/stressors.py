@@ -31,6 +31,7 @@ from borderfuse.simulator.world import World
 _TRIES = 200
 EVENT_GAP_S = 400.0    # two planned events closer than this in time ...
 EVENT_GAP_M = 1500.0   # ... are at least this far apart along the border
+EPISODE_LEAD_S = 900.0
 
 
 @attrs.frozen(slots=True)
@@ -51,8 +52,10 @@ class StressorProgram:
         self.crowd = Crowd(world, rng)
 
     def plan_until(self, t: float) -> None:
+        """Plan the episodes beginning before `t` + 15 min (a stressor's path may begin before its
+        episode does), and the crowd up to `t`."""
         end = self.world.duration if self.world.duration is not None else np.inf
-        while self.next_episode < min(t, end):
+        while self.next_episode < min(t + EPISODE_LEAD_S, end):
             self._episode(self.next_episode)
             self.next_episode += self.episode_s
         self.crowd.plan_until(t)

@@ -13,8 +13,8 @@ Only events inside a sector and inside the recording count. `negatives` are cros
 not raise one (animals, traffic and pedestrians at the crossing points) and the closest approach
 of people walking along the border.
 Hard nights (stressors.py) add: a `stressor` tag on their targets, incidents and negatives; one
-border_crossing per group (its leader's, with the members in `group`); loitering of every stressor
-person by the ICD's rule on its true path (dwell.py: a turn-back meets it); each stressor's
+border_crossing per group (its leader's, with the members in `group`); loitering of every person
+by the ICD's rule on its true path (dwell.py: a turn-back meets it; loiterers as above); each stressor's
 negatives every few seconds of its window; and the `outages`.
 """
 from __future__ import annotations
@@ -39,9 +39,11 @@ def _point(geo: Geography, x: float, y: float) -> tuple[float, float, str]:
 
 
 def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], hotlist: dict[str, str],
-                t0_us: int, duration_s: float, seed: int, outages: list | None = None) -> dict:
+                t0_us: int, duration_s: float, seed: int, outages: list | None = None,
+                hard: bool = False) -> dict:
     """`hotlist`: normalised '<ISO country>:<PLATE>' -> plate as listed. `outages` (hard nights):
-    stressors.Outage of sensors silent for a while, listed in the truth."""
+    stressors.Outage of sensors silent for a while, listed in the truth. `hard`: judge every
+    person's path (but the loiterers', planned as such) by the ICD's loitering rule."""
     incidents, negatives = [], []
 
     def inside(t: float) -> bool:
@@ -69,12 +71,12 @@ def build_truth(geo: Geography, targets: list[Target], anpr_reads: list[dict], h
                 if sector:
                     incidents.append({"type": "loitering", "target": tg.id, "lon": lon, "lat": lat,
                                       "sector": sector, "time": iso_z(t0_us, t), "_t": t})
-        if tg.stressor is not None and tg.cls == "person":  # the ICD's rule on the true path
-            for t, x, y in dwell_hits(geo, tg.tw, tg.xw, tg.yw):
+        if hard and tg.cls == "person" and tg.dwell_start is None:  # the ICD's rule on the true path
+            for t, x, y in dwell_hits(geo, tg.tw, tg.xw, tg.yw, t_from=tg.t_start):
                 lon, lat, sector = _point(geo, x, y)
                 if inside(t) and sector:
                     incidents.append({"type": "loitering", "target": tg.id, "lon": lon, "lat": lat,
-                                      "sector": sector, "stressor": tg.stressor, "time": iso_z(t0_us, t), "_t": t})
+                                      "sector": sector, **_stressor_tags(tg), "time": iso_z(t0_us, t), "_t": t})
         if tg.negative_kind is not None:
             negatives += _sampled_negatives(geo, tg, t0_us, duration_s)
         if tg.kind == "walker":

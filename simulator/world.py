@@ -15,6 +15,7 @@ from shapely.geometry import LineString, Point
 
 from borderfuse.geo.geography import Geography
 from borderfuse.simulator import layout as lay
+from borderfuse.simulator.dwell import dwell_hits
 from borderfuse.simulator.scenario import TARGET_KINDS, ScenarioConfig, SimulatorError
 
 KIND_CLASS = {"crossing": "person", "crossing_at_bcp": "person", "loiter": "person", "walker": "person",
@@ -261,7 +262,11 @@ class World:
             pts = p + normal * (side * (d + rng.normal(0.0, 8.0, arcs.size)))[:, None]
             dist = self.geo.distance_to_border(pts[:, 0], pts[:, 1])
             if dist.min() >= 60.0 and not LineString(pts).intersects(self.layout.border):
-                return self._finish(pts, rng.uniform(1.0, 1.6))
+                plan = self._finish(pts, rng.uniform(1.0, 1.6))
+                # On a hard night a walker is a negative: not one that, slow on the inside of a river
+                # bend, stays in a 150 m circle for 300 s (loitering under the ICD).
+                if not (self.config.hard and dwell_hits(self.geo, plan["tw"], plan["xw"], plan["yw"])):
+                    return plan
         raise SimulatorError("could not plan a walker along the border")
 
     def _plan_vehicle(self) -> dict:

@@ -21,6 +21,7 @@ EXPECTED_ALERTS = {
     "BorderfuseServiceDown", "BorderfuseConsumerLagGrowing", "BorderfuseDeadLetterSpike",
     "BorderfuseSideSilent", "BorderfuseSideNeverSeen", "BorderfuseLatencyP99High",
     "BorderfuseBrokerUnreachable", "BorderfuseNoCommit", "BorderfuseRollbacks", "BorderfusePublishErrors",
+    "BorderfuseAlarmLatencyHigh",
 }
 needs_promtool = pytest.mark.skipif(not promtool_available(),
                                     reason=f"promtool not found at {PROMTOOL_BIN} (apt-get install prometheus)")

@@ -99,6 +99,25 @@ def test_two_consoles_share_an_ack_within_2_s_and_a_restart_keeps_it(kafka_broke
         screenshot(browser_a, "console-live-a.png")
         screenshot(browser_b, "console-live-b.png")
 
+        # a new high-severity incident beeps (once), its update changes the entry in place
+        from kafka import KafkaProducer
+        alarms = browser_a.execute_script("return window.__console.alarms")
+        producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+        fresh = incident("border_crossing-trk-999999-1", sector="S2", time_us=time.time_ns() // 1000)
+        producer.send(prefix + "incidents.S2", key=fresh["incident_id"].encode(), value=encode_incident(fresh))
+        producer.flush()
+        wait_for(lambda: len(page_view(browser_a)["listed"]) == len(expected) + 1, 10, "the new incident")
+        producer.send(prefix + "incidents.S2", key=fresh["incident_id"].encode(),
+                      value=encode_incident({**fresh, "seq": 2, "summary": "updated"}))
+        producer.flush()
+        producer.close()
+        wait_for(lambda: "updated" in browser_a.execute_script(
+            """return document.querySelector(`li.incident[data-id="${arguments[0]}"]`).textContent""",
+            fresh["incident_id"]), 10, "the update in place")
+        assert len(page_view(browser_a)["listed"]) == len(expected) + 1
+        assert browser_a.execute_script("return window.__console.alarms") == alarms + 1
+        expected[fresh["incident_id"]] = "S2"
+
         # bad input on the real broker: 4xx, nothing recorded
         assert call(f"{base_a}/api/incidents/{target}/assign", "POST", raw=b"{oops")[0] == 400
         assert call(f"{base_a}/api/incidents/no-such-incident/ack", "POST", {"by": "x"})[0] == 404

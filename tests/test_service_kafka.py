@@ -102,6 +102,11 @@ def test_service_publishes_what_replay_raises_and_prometheus_scrapes_it(kafka_br
         rate = prom.wait_for("sum(rate(borderfuse_records_consumed_total[15s])) > 0", timeout_s=60)
         assert float(rate[0]["value"][1]) > 0
         wait_until(lambda: service.records_processed >= total, 300, "the service to commit the whole input")
+        # The dashboard's latency panels have data: what Prometheus scraped from the running service.
+        for panel_metric in ("borderfuse_processing_latency_seconds_count", "borderfuse_batch_processing_seconds_count",
+                             "borderfuse_alarm_decision_latency_seconds_count"):
+            found = prom.wait_for(f"{panel_metric} > 0", timeout_s=60)
+            assert float(found[0]["value"][1]) > 0, panel_metric
     finally:
         stop.set()
         thread.join(60)

@@ -1,5 +1,5 @@
 """The ICD's loitering condition on true paths (the hard nights' truth): 300 s within 300 m of the
-border inside a 150 m circle, one incident per dwell."""
+border inside a 150 m circle, lingering (not walking through), one incident per dwell."""
 from __future__ import annotations
 
 import numpy as np
@@ -38,9 +38,11 @@ CASES = [
     ("standing 200 m off", [(0, 200), (400, 200)], [300.0]),
     ("standing 350 m off (outside the zone)", [(0, 350), (600, 350)], []),
     ("walking straight across at 1.4 m/s", [(0, -500), (714.3, 500)], []),
+    ("walking straight across at 0.95 m/s: fits the circle, but walks through", [(0, -500), (1052.6, 500)], []),
+    ("pacing to and fro at 1 m/s: lingering", [(0, 100), (100, 200), (200, 100), (300, 200), (400, 100)], [300.0]),
     ("too short a stay", [(0, 400), (150, 200), (200, 200), (350, 400)], []),
     ("stays, leaves the zone, comes back: two dwells",
-     [(0, 100), (400, 100), (450, 500), (600, 500), (650, 100), (1000, 100)], [300.0, 926.0]),
+     [(0, 100), (400, 100), (450, 500), (600, 500), (650, 100), (1000, 100)], [300.0, 932.0]),
 ]
 
 

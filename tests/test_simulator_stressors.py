@@ -12,6 +12,7 @@ import pytest
 from borderfuse.capture.files import read_capture
 from borderfuse.ingest.cli import main
 from borderfuse.simulator import ScenarioConfig, write_capture
+from borderfuse.simulator.dwell import dwell_hits
 from borderfuse.simulator.engine import TOPICS, Batch, Simulation
 from borderfuse.simulator.truth import build_truth
 
@@ -29,7 +30,7 @@ def night():
     while not sim.done:
         batches.append(sim.step())
     truth = build_truth(sim.geo, sim.world.targets, sim.anpr_reads, sim.hotlist, sim.t0_us, sim.duration, 31,
-                        outages=sim.world.program.outages)
+                        outages=sim.world.program.outages, hard=True)
     return sim, Batch.concat(batches), truth
 
 
@@ -151,9 +152,15 @@ def test_silent_sensors_send_nothing_during_their_outage_and_the_truth_lists_it(
     assert len(crossings) == 2 and all(a <= t < b for t in crossings)
 
 
-def test_only_turn_backs_loiter_among_the_stressors(night):
-    _, _, truth = night
-    assert {i["stressor"] for i in truth["incidents"] if i["type"] == "loitering" and "stressor" in i} == {"turn_back"}
+def test_only_turn_backs_and_loiterers_loiter_and_the_truth_judges_every_person_by_the_icd(night):
+    sim, _, truth = night
+    loitering = Counter(i["target"] for i in truth["incidents"] if i["type"] == "loitering")
+    by_id = {t.id: t for t in sim.world.targets}
+    assert {by_id[t].stressor or by_id[t].kind for t in loitering} == {"turn_back", "loiter"}
+    for tg in sim.world.targets:
+        if tg.cls == "person" and tg.kind != "loiter":
+            hits = [h for h in dwell_hits(sim.geo, tg.tw, tg.xw, tg.yw, t_from=tg.t_start) if h[0] < sim.duration]
+            assert len(hits) == loitering[tg.id], tg.id
 
 
 def test_cli_hard_night_is_deterministic_and_scores_perfectly_against_itself(tmp_path, shared_dir):
@@ -184,3 +191,12 @@ def test_ordinary_truth_has_no_hard_night_fields(tmp_path):
     assert "outages" not in truth
     assert not any("stressor" in t for t in truth["targets"])
     assert all(t["id"].startswith("T") for t in truth["targets"])
+
+
+def test_a_live_hard_run_repeats_the_programme_every_45_minutes():
+    sim = Simulation(ScenarioConfig(seed=8, minutes=None, start=None, hard=True), T0_US)
+    sim.world.plan_until(2000.0)  # 15 minutes before the second episode: it is planned already
+    program = sim.world.program
+    assert program.next_episode == 5400.0 and len(program.outages) == 4
+    turn_backs = [t for t in sim.world.targets if t.stressor == "turn_back"]
+    assert len(turn_backs) == 6 and sum(t.t_start >= 2000.0 for t in turn_backs) >= 2
