@@ -73,6 +73,15 @@ class FusionEngine:
         out = self._run(far - far % SLICE_US + SLICE_US)
         return out + self._decide(far, final=True)
 
+    def set_rules(self, rules: RuleSet) -> None:
+        """Switch to another rule set and keep every track and every rule's state (a live rule change)."""
+        self.rules = rules
+        self.tracker.config = rules.tracker
+        self.crossings.params = rules.crossing
+        self.loitering.rule = rules.loitering
+        self.loitering.max_sigma = rules.crossing.max_position_sigma_m
+        self.hotlist.rule = rules.hotlist_vehicle
+
     def read_anpr(self, obs: Observation) -> list[Incident]:
         """An ANPR read, judged at once (the caller feeds reads in arrival order, not event order):
         a hotlist hit needs only the read and the list, and passages do not depend on order."""

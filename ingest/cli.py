@@ -19,6 +19,7 @@ COMMANDS = {
     "replay": "borderfuse.ingest.commands.replay",   # capture file -> incidents, same code as the live service
     "diff": "borderfuse.whatif.command",             # two rule sets over one capture: incidents gained/lost/changed
     "run": "borderfuse.ingest.commands.run",         # the live service
+    "rules": "borderfuse.ingest.commands.rules",     # apply a rules file to the running service (no restart)
     "simulate": "borderfuse.simulator.command",      # live ICD feeds into Kafka, or a capture file
     "demo": "borderfuse.demo.command",               # broker + topics + simulator + service + live incident feed
     "console": "borderfuse.console.command",         # web console: live map, incidents per sector, ack/assign/resolve

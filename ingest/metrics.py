@@ -161,6 +161,9 @@ class ServiceMetrics:
         self._last_commit = Gauge(
             "last_commit_timestamp_seconds", "Unix time of the last committed transaction (0: none yet).",
             namespace=NAMESPACE, registry=reg)
+        self._rules_info = Gauge(
+            "rules_info", "Always 1 for the rules in force; the version label (hash of the rules text, or 'settings' "
+            "for the settings' rules file) says which.", ["version"], namespace=NAMESPACE, registry=reg)
         self._build_info = Gauge(
             "build_info", "Always 1; the version label says what runs.", ["version"],
             namespace=NAMESPACE, registry=reg)
@@ -237,6 +240,10 @@ class ServiceMetrics:
         self._publish_errors.inc(n)
 
     # --- health ------------------------------------------------------------------------
+    def set_rules_version(self, version: str) -> None:
+        self._rules_info.clear()
+        self._rules_info.labels(sanitise_label(version)).set(1)
+
     def set_broker_up(self, up: bool) -> None:
         self._broker_up.set(1 if up else 0)
 

@@ -243,6 +243,11 @@ class Pipeline:
             else:
                 self.stats.incident_updates += 1
 
+    def set_rules(self, rules: RuleSet) -> None:
+        """Another rule set from the next record on; tracks and every rule's state are kept."""
+        self.rules = rules
+        self.engine.set_rules(rules)
+
     # --- state ---
     @property
     def active_tracks(self) -> int:

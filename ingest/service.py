@@ -18,9 +18,13 @@ import attrs
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
+from borderfuse.fusion.rules import RulesError
 from borderfuse.ingest.arrival_merge import ArrivalMerge
 from borderfuse.ingest.incident_codec import encode_incident
 from borderfuse.ingest.publisher import PublishError, TransactionalPublisher
+from borderfuse.ingest.rules_control import (AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, RULES_TOPIC, RULES_TOPIC_CONFIG,
+                                             RulesRecord, RulesRecordError, audit_record, changed_keys,
+                                             parse_rules_text, rules_version)
 from borderfuse.ingest.settings import Settings
 from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, encode_snapshot,
                                 read_latest_snapshot)
@@ -73,6 +77,10 @@ class FusionService:
         self.bootstrap = settings.kafka.bootstrap_servers
         self.state_topic = self.prefix + svc.state_topic
         self.state_key = settings.kafka.group_id.encode()
+        self.rules_topic = self.prefix + RULES_TOPIC
+        self.audit_topic = self.prefix + AUDIT_TOPIC
+        self.rules_toml, self.rules_version = "", ""   # "" = the settings' rules file
+        self._rules_consumer: KafkaConsumer | None = None
         self.transactional_id = f"borderfuse-{self.prefix}{settings.kafka.group_id}"
         try:
             self.sector_topic = {s: self.prefix + t for s, t in sector_topics(settings.icd.geo_dir).items()}
@@ -120,6 +128,36 @@ class FusionService:
                                    f"(`borderfuse broker start`)")
             time.sleep(1.0)
 
+    def _apply_rules(self, records, pipeline, producer) -> None:
+        """The newest valid rules record for this service's group takes effect now (tracks kept);
+        every record is audited, applied or rejected, in the open transaction."""
+        for record in records:
+            if record.key != self.state_key:
+                continue  # another service group's rules
+            where = f"{self.rules_topic}@{record.offset}"
+            try:
+                change = RulesRecord.decode(record.value, where)
+                rules = parse_rules_text(change.toml, f"rules {change.version} ({where})")
+            except (RulesRecordError, RulesError) as exc:
+                log.error("service: rules change refused, the rules in force stay: %s", exc)
+                producer.send(self.audit_topic, self.state_key, audit_record(
+                    "rules.rejected", "?", service=self.transactional_id, details={"reason": str(exc), "record": where}))
+                continue
+            details = {"from_version": self.rules_version or "settings", "to_version": change.version,
+                       "requested_at": change.at_unix_s, "changes": changed_keys(pipeline.rules, rules),
+                       "record": where}
+            pipeline.set_rules(rules)
+            self.rules_toml, self.rules_version = change.toml, change.version
+            producer.send(self.audit_topic, self.state_key, audit_record(
+                "rules.applied", change.by, service=self.transactional_id, details=details, where_from=change.host))
+            log.info("service: rules %s in force (from %s), %d key(s) changed, asked by %s", change.version,
+                     details["from_version"], len(details["changes"]), change.by)
+            self._publish_rules_version()
+
+    def _publish_rules_version(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_rules_version(self.rules_version or "settings")
+
     def _watch_broker(self, stop: threading.Event, every_s: float = 1.0) -> None:
         """broker_up from a TCP probe each second, beside the loop: a transaction can wait tens of
         seconds on an absent broker before it fails, and ops must see the outage while it lasts."""
@@ -141,9 +179,12 @@ class FusionService:
 
     def ensure_topics(self) -> None:
         """Every topic the service reads or writes (inputs, hotlist, every dead-letter topic including
-        the hotlist's, incidents, state) exists afterwards, or TopicsError names the missing ones."""
+        the hotlist's, incidents, state, rules control, audit) exists afterwards, or TopicsError names
+        the missing ones."""
         specs = [TopicSpec(self.prefix + s.name, s.partitions, s.configs) for s in icd_topics(self.settings.icd.geo_dir)]
         specs.append(TopicSpec(self.state_topic, 1, tuple(STATE_TOPIC_CONFIG.items())))
+        specs.append(TopicSpec(self.rules_topic, 1, tuple(RULES_TOPIC_CONFIG.items())))
+        specs.append(TopicSpec(self.audit_topic, 1, tuple(AUDIT_TOPIC_CONFIG.items())))
         ensure_topics(self.bootstrap, specs)
         outputs = {self.prefix + dlq_topic(t) for t in (*INPUT_TOPICS, HOTLIST_TOPIC)} | set(self.sector_topic.values())
         missing = outputs - {s.name for s in specs}
@@ -161,6 +202,9 @@ class FusionService:
         pipeline = self.pipeline_factory(self.settings)
         if snapshot is not None:
             pipeline.restore(snapshot.pipeline_state)
+            if snapshot.rules_toml:   # the rules in force when it was taken (applied live)
+                pipeline.set_rules(parse_rules_text(snapshot.rules_toml, f"rules {snapshot.rules_version} of the snapshot"))
+            self.rules_toml, self.rules_version = snapshot.rules_toml, snapshot.rules_version
             self.committed_transactions = snapshot.sequence
             self.records_processed = snapshot.records_processed
             self.needs_flush = snapshot.needs_flush
@@ -168,6 +212,8 @@ class FusionService:
         else:
             self.committed_transactions = self.records_processed = 0
             self.needs_flush = False
+            self.rules_toml, self.rules_version = "", ""
+        self._publish_rules_version()
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id=kafka.client_id, group_id=kafka.group_id,
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
@@ -186,6 +232,15 @@ class FusionService:
                 self._consumer.seek(tp, offsets[(tp.topic, tp.partition)])
             else:
                 self._consumer.seek_to_beginning(tp)
+        rules_tp = TopicPartition(self.rules_topic, 0)
+        self._rules_consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, client_id=f"{kafka.client_id}-rules", group_id=None,
+            enable_auto_commit=False, isolation_level="read_committed")
+        self._rules_consumer.assign([rules_tp])
+        if (self.rules_topic, 0) in offsets:
+            self._rules_consumer.seek(rules_tp, offsets[(self.rules_topic, 0)])
+        else:
+            self._rules_consumer.seek_to_beginning(rules_tp)
         where = f"snapshot #{snapshot.sequence}, {snapshot.records_processed} records" if snapshot else "the beginning"
         log.info("service: consuming %d partitions from %s", len(tps), where)
         return pipeline, dict(offsets), tps
@@ -195,6 +250,12 @@ class FusionService:
             self._producer.abort()
             self._producer.close()
             self._producer = None
+        if self._rules_consumer is not None:
+            try:
+                self._rules_consumer.close(autocommit=False)
+            except (KafkaError, OSError):
+                pass
+            self._rules_consumer = None
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
@@ -293,8 +354,19 @@ class FusionService:
                     stall_warned = True
                 elif not merge.stalled_for(now):
                     stall_warned = False
+            if not stopping:
+                changes = self._rules_consumer.poll(timeout_ms=0)
+                records = [r for batch in changes.values() for r in batch]
+                if records:
+                    # A transaction boundary first: what came before is decided under the old rules.
+                    if pending.records or pending.flushed:
+                        self._commit(pipeline, producer, consumer, next_offsets, pending)
+                        pending = _Pending(opened_s=time.monotonic())
+                    self._apply_rules(records, pipeline, producer)
+                    next_offsets[(self.rules_topic, 0)] = records[-1].offset + 1
+                    pending.flushed = True   # commit the switch (snapshot with the rules, audit) now
             due = (pending.records or pending.flushed) and (stopping or pending.records >= svc.transaction_max_records
-                                       or time.monotonic() - pending.opened_s >= interval_s)
+                                       or time.monotonic() - pending.opened_s >= interval_s or pending.flushed)
             if due:
                 self._commit(pipeline, producer, consumer, next_offsets, pending)
                 pending = _Pending(opened_s=time.monotonic())
@@ -362,9 +434,11 @@ class FusionService:
         self.records_processed += pending.records
         snapshot = ServiceSnapshot(offsets={(t, p): o for (t, p), o in next_offsets.items()},
                                    pipeline_state=pipeline.snapshot(), sequence=self.committed_transactions + 1,
-                                   records_processed=self.records_processed, needs_flush=self.needs_flush)
+                                   records_processed=self.records_processed, needs_flush=self.needs_flush,
+                                   rules_toml=self.rules_toml, rules_version=self.rules_version)
         producer.send(self.state_topic, self.state_key, encode_snapshot(snapshot))
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets.items()}
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets.items()
+                   if t != self.rules_topic}   # the rules topic's position lives in the snapshot only
         producer.commit(offsets, consumer.group_metadata())
         log.debug("service: committed #%d: %d records, %d incidents", snapshot.sequence, pending.records, len(pending.incidents))
         acked_s, acked_unix = time.monotonic(), time.time()

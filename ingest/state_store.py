@@ -47,6 +47,8 @@ class ServiceSnapshot:
     records_processed: int = 0
     needs_flush: bool = False  # records processed since the pipeline's last flush()
     created_unix_s: float = attrs.field(factory=time.time)
+    rules_toml: str = ""      # the rules in force when applied live (`borderfuse rules apply`); "" = the settings' file
+    rules_version: str = ""
 
 
 def encode_snapshot(snapshot: ServiceSnapshot, level: int = 1) -> bytes:
@@ -56,6 +58,8 @@ def encode_snapshot(snapshot: ServiceSnapshot, level: int = 1) -> bytes:
         "records_processed": snapshot.records_processed,
         "needs_flush": snapshot.needs_flush,
         "created_unix_s": snapshot.created_unix_s,
+        "rules_toml": snapshot.rules_toml,
+        "rules_version": snapshot.rules_version,
     }
     head = json.dumps(header, separators=(",", ":")).encode()
     return MAGIC + _LEN.pack(len(head)) + head + zlib.compress(snapshot.pipeline_state, level)
@@ -74,7 +78,8 @@ def decode_snapshot(data: bytes, where: str = "state topic") -> ServiceSnapshot:
     return ServiceSnapshot(offsets=offsets, pipeline_state=body, sequence=int(header.get("sequence", 0)),
                            records_processed=int(header.get("records_processed", 0)),
                            needs_flush=bool(header.get("needs_flush", False)),
-                           created_unix_s=float(header.get("created_unix_s", 0.0)))
+                           created_unix_s=float(header.get("created_unix_s", 0.0)),
+                           rules_toml=str(header.get("rules_toml", "")), rules_version=str(header.get("rules_version", "")))
 
 
 def read_latest_snapshot(bootstrap: str, topic: str, key: bytes, timeout_s: float = 60.0,

@@ -9,7 +9,8 @@ import pytest
 
 from borderfuse.ingest.cli import COMMANDS, main
 
-NESTED = [("broker", "start"), ("broker", "stop"), ("broker", "status"), ("topics", "create"), ("topics", "list")]
+NESTED = [("broker", "start"), ("broker", "stop"), ("broker", "status"), ("topics", "create"), ("topics", "list"),
+          ("rules", "apply"), ("rules", "show")]
 
 
 @pytest.mark.parametrize("argv", [[], *([name] for name in COMMANDS), *(list(n) for n in NESTED)],

@@ -139,6 +139,9 @@ def test_replay_console_at_50x_lists_the_sample_within_a_minute(sample_capture, 
         time.sleep(0.5)
         screenshot(driver, "console-replay.png")
     finally:
+        if reference.poll() is None:
+            reference.kill()
+        reference.wait()
         proc.terminate()
         assert proc.wait(30) == 0, log.read_text()[-3000:]
 

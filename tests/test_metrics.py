@@ -40,6 +40,7 @@ EXPECTED_NAMES = {
     "borderfuse_publish_errors_total": ("counter", set()),
     "borderfuse_build_info": ("gauge", {"version"}),
     "borderfuse_broker_up": ("gauge", set()),
+    "borderfuse_rules_info": ("gauge", {"version"}),
     "borderfuse_alarm_decision_latency_seconds": ("histogram", set()),
     "borderfuse_transactions_total": ("counter", {"outcome"}),
     "borderfuse_rollbacks_total": ("counter", {"reason"}),
@@ -80,6 +81,7 @@ def exercise_all(m: ServiceMetrics) -> None:
     m.incident_published("incidents.S1")
     m.publish_error()
     m.set_broker_up(True)
+    m.set_rules_version("0123abcd4567")
     m.observe_decision_latency(4.0)
     m.committed(1_700_000_001.0)
     m.rolled_back("ack_timeout")
