@@ -58,7 +58,8 @@ def bench(n: int, rng: np.random.Generator, repeats: int) -> tuple[float, float,
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10,30,100,300,1000,2000", help="numbers of tracks (default 10,30,100,300,1000,2000)")
+    ap.add_argument("--sizes", default="10,30,100,300,1000,2000",
+                    help="numbers of tracks (default 10,30,100,300,1000,2000)")
     a = ap.parse_args()
     rng = np.random.default_rng(1)
     base = None

@@ -21,10 +21,11 @@ def register(sub):
     p.add_argument("--speed", type=float, default=1.0, help="replay only: capture seconds per wall-clock second "
                    "(default 1)")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="live only: broker (default kafka.bootstrap_servers)")
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8800, help="port to serve on (default 8800)")
+    p.add_argument("--host", help="address to serve on (default: settings console.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to serve on (default: settings console.port, 8800)")
     p.add_argument("--basemap-url", metavar="URL", help="optional raster tile URL template "
-                   "(e.g. https://tiles.example/{z}/{x}/{y}.png); without it the map is vector layers only")
+                   "(e.g. https://tiles.example/{z}/{x}/{y}.png; default: settings console.basemap_url); without "
+                   "one the map is vector layers only")
     p.add_argument("--console-id", metavar="NAME", help="name of this console in action records "
                    "(default host:port)")
     p.set_defaults(func=_run)
@@ -48,9 +49,12 @@ def _run(args) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        console = start_console(args.settings, host=args.host, port=args.port, capture=args.capture,
+        cfg = args.settings.console
+        host = args.host or cfg.host
+        port = cfg.port if args.port is None else args.port
+        console = start_console(args.settings, host=host, port=port, capture=args.capture,
                                 rules_file=args.rules, speed=args.speed, bootstrap=args.bootstrap,
-                                basemap_url=args.basemap_url, console_id=args.console_id)
+                                basemap_url=args.basemap_url or cfg.basemap_url or None, console_id=args.console_id)
     except ConsoleError as exc:
         print(f"borderfuse console: {exc}", file=sys.stderr)
         return 2

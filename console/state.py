@@ -88,6 +88,17 @@ class Action:
         return doc
 
 
+def _decided_us(doc: Mapping[str, Any]) -> int | None:
+    from borderfuse.ingest.incident_codec import IncidentCodecError, iso_to_time_us
+
+    if doc.get("decided_at_us") is not None:
+        return int(doc["decided_at_us"])
+    try:
+        return iso_to_time_us(doc["decided_at"]) if doc.get("decided_at") else None
+    except IncidentCodecError:
+        return None
+
+
 def status_of(actions: list[dict]) -> str:
     status = "new"
     for action in actions:
@@ -119,7 +130,8 @@ class ConsoleState:
             current = self.incidents.get(incident_id)
             if current is not None and int(current["incident"].get("seq", 1)) >= int(doc.get("seq", 1)):
                 return False
-            first_decided = current["decided_us"] if current else decided_us
+            # the first report's decision time: the incident's own decided_at (v2) when it has one
+            first_decided = current["decided_us"] if current else (_decided_us(doc) or decided_us)
             self.incidents[incident_id] = {"incident": dict(doc), "decided_us": first_decided}
             entry = self._entry(incident_id)
         self._emit({"kind": "incident", "entry": entry})

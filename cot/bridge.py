@@ -15,6 +15,11 @@ from borderfuse.ingest.incident_codec import IncidentCodecError, decode_incident
 
 log = logging.getLogger("borderfuse.cot")
 POLL_MS = 300
+TOPIC_WAIT_S = 30.0
+
+
+class CotBridgeError(RuntimeError):
+    """The topics to follow are missing; the message names them."""
 
 
 class CotBridge:
@@ -38,8 +43,16 @@ class CotBridge:
 
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self.client_id, group_id=None,
                                  isolation_level="read_committed", enable_auto_commit=False)
-        tps = [TopicPartition(t, p) for t in [*self.incident_topics, *self.track_topics]
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps, deadline = [], time.monotonic() + TOPIC_WAIT_S
+        for topic in [*self.incident_topics, *self.track_topics]:
+            # a topic created a moment ago may not be in the metadata yet: ask again until it is
+            while not (partitions := consumer.partitions_for_topic(topic)):
+                if time.monotonic() > deadline:
+                    consumer.close()
+                    raise CotBridgeError(f"topic {topic} does not exist on {self.bootstrap} "
+                                         f"(`borderfuse topics create`)")
+                time.sleep(0.5)
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         if self.from_beginning:
             consumer.seek_to_beginning(*tps)

@@ -25,7 +25,7 @@ def register(sub):
 
 
 def _run(args) -> int:
-    from borderfuse.cot.bridge import CotBridge
+    from borderfuse.cot.bridge import CotBridge, CotBridgeError
     from borderfuse.cot.sender import CotSendError, check_url
     from borderfuse.ingest.commands.run import configure_logging
     from borderfuse.ingest.kafka_probe import reachable
@@ -62,7 +62,7 @@ def _run(args) -> int:
           file=sys.stderr, flush=True)
     try:
         bridge.run(stop)
-    except CotSendError as exc:
+    except (CotSendError, CotBridgeError) as exc:
         print(f"borderfuse cot: {exc}", file=sys.stderr)
         return 1
     print(f"cot: sent {bridge.sent['incidents']} incident and {bridge.sent['tracks']} track events "

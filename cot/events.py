@@ -61,15 +61,16 @@ def incident_event(doc: Mapping[str, Any], now_us: int, stale_s: float = INCIDEN
     detail = ET.SubElement(event, "detail")
     ET.SubElement(detail, "contact", callsign=f"{sector} {kind}")
     sources = ", ".join(doc.get("sources") or ())
+    withdrawn = doc.get("status") == "withdrawn" or bool(doc.get("withdrawn"))
     remarks = ET.SubElement(detail, "remarks")
     remarks.text = (f"{doc.get('severity', '')} {kind} in {sector}: {doc.get('summary', '')} "
-                    f"[{sources}]{' (withdrawn)' if doc.get('withdrawn') else ''}").strip()
+                    f"[{sources}]{' (withdrawn)' if withdrawn else ''}").strip()
     attributes = {"incident_id": incident_id, "type": kind, "sector": sector, "severity": str(doc.get("severity", "")),
                   "seq": str(doc.get("seq", 1)), "event_time": iso_utc(_time_us(doc, incident_id))}
     for key in ("class", "track_id", "plate", "country"):
         if doc.get(key) is not None:
             attributes[key] = str(doc[key])
-    if doc.get("withdrawn"):
+    if withdrawn:
         attributes["withdrawn"] = "true"
     ET.SubElement(detail, "borderfuse", attributes)
     return ET.tostring(event, encoding="utf-8", xml_declaration=False)

@@ -79,6 +79,16 @@ class MetricsSettings:
 
 
 @attrs.frozen(slots=True)
+class ConsoleSettings:
+    """`borderfuse console`: where it serves (loopback unless said otherwise) and an optional basemap."""
+
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=8800, validator=_port)
+    # Raster tile URL template ({z}/{x}/{y}) for deployments that have a tile server; "" = vector layers only.
+    basemap_url: str = ""
+
+
+@attrs.frozen(slots=True)
 class ServiceSettings:
     """`borderfuse run`: transactions, the state topic, retries (see docs/delivery.md)."""
 
@@ -105,6 +115,7 @@ class Settings:
     fusion: FusionSettings = FusionSettings()
     metrics: MetricsSettings = MetricsSettings()
     service: ServiceSettings = ServiceSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
 
 # Derived from Settings itself, so a new section cannot be forgotten here.

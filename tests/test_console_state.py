@@ -56,6 +56,17 @@ def test_an_update_replaces_the_entry_and_an_older_seq_changes_nothing():
     assert [e["entry"]["incident"]["seq"] for e in events] == [1, 2]
 
 
+@pytest.mark.parametrize("extra, given, decided", [
+    ({"decided_at": "1970-01-01T00:00:07.000000Z"}, 2_000_000, 7_000_000),  # incident v2's own decision time
+    ({}, 2_000_000, 2_000_000),                                               # else the record's time
+    ({"decided_at": "not a time"}, 2_000_000, 2_000_000),
+])
+def test_decided_time_prefers_the_incidents_own(extra, given, decided):
+    state = ConsoleState()
+    state.apply_incident(incident(**extra), decided_us=given)
+    assert state.entries()[0]["decided_us"] == decided
+
+
 def test_workflow_status_follows_the_actions_and_repeats_are_ignored():
     state = ConsoleState()
     state.apply_incident(incident())

@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -41,9 +40,10 @@ def test_incident_event_is_a_cot_alarm_with_the_incident_in_its_detail():
     assert root.find("detail/contact").get("callsign") == "S2 border_crossing"
 
 
-def test_an_update_keeps_the_uid_and_a_withdrawal_says_so():
+@pytest.mark.parametrize("withdrawal", [{"status": "withdrawn"}, {"withdrawn": True}])
+def test_an_update_keeps_the_uid_and_a_withdrawal_says_so(withdrawal):
     first = ET.fromstring(incident_event(incident(seq=1), NOW_US))
-    update = ET.fromstring(incident_event(incident(seq=2, withdrawn=True), NOW_US))
+    update = ET.fromstring(incident_event(incident(seq=2, **withdrawal), NOW_US))
     assert first.get("uid") == update.get("uid")
     assert update.find("detail/borderfuse").get("withdrawn") == "true" and "withdrawn" in update.find("detail/remarks").text
 

@@ -32,7 +32,8 @@ def test_predicted_position_cov_is_the_block_of_the_full_prediction(seed, dt, q)
     A = rng.normal(0, 5, (4, 4, 4))
     P = A @ np.transpose(A, (0, 2, 1))
     _, full = kalman.predict(np.zeros((4, 4)), P, np.full(4, dt), q)
-    np.testing.assert_allclose(kalman.predicted_position_cov(P, np.full(4, dt), q), full[:, 0:2, 0:2], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(kalman.predicted_position_cov(P, np.full(4, dt), q), full[:, 0:2, 0:2],
+                               rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("a, b, together", [

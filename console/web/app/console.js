@@ -36,6 +36,7 @@ function esc(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ 
 function fmtAge(us) { if (us == null || !isFinite(us)) return "–"; const s = Math.max(0, us / 1e6); return s < 120 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`; }
 function hhmmss(us) { return new Date(us / 1000).toISOString().slice(11, 19) + "Z"; }
 function toast(text) { const t = $("toast"); t.textContent = text; t.hidden = false; clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, 5000); }
+function withdrawn(inc) { return inc.status === "withdrawn" || inc.withdrawn === true; }
 function visible(sector) { return state.filter.size === 0 || state.filter.has(sector); }
 
 // ---------------------------------------------------------------- map
@@ -211,7 +212,7 @@ function itemHtml(entry) {
   const status = entry.status === "assigned" && assigned ? `assigned: ${esc(assigned.unit)}` : esc(entry.status);
   const open = entry.status !== "resolved";
   return `<div><span class="sector-badge">${esc(inc.sector)}</span> <span class="what">${esc(inc.type)}</span> · ${esc(inc.severity)}` +
-    `${inc.class ? " · " + esc(inc.class) : ""}${(inc.seq || 1) > 1 ? ` · update ${inc.seq}` : ""}${inc.withdrawn ? " · withdrawn" : ""}` +
+    `${inc.class ? " · " + esc(inc.class) : ""}${(inc.seq || 1) > 1 ? ` · update ${inc.seq}` : ""}${withdrawn(inc) ? " · withdrawn" : ""}` +
     ` · <span class="status ${esc(entry.status)}">${status}</span></div>` +
     `<div>${esc(inc.summary)}</div>` +
     `<div class="meta">${hhmmss(inc.time_us)} · age ${fmtAge(age)} · decided after ${fmtAge(decided)} · ${esc((inc.sources || []).join(", "))}</div>` +
@@ -237,7 +238,7 @@ function renderList() {
     let li = existing.get(entry.incident_id);
     const html = itemHtml(entry);
     if (!li) { li = document.createElement("li"); li.dataset.id = entry.incident_id; }
-    const cls = `incident sev-${entry.incident.severity} ${entry.status}${entry.incident.withdrawn ? " withdrawn" : ""}`;
+    const cls = `incident sev-${entry.incident.severity} ${entry.status}${withdrawn(entry.incident) ? " withdrawn" : ""}`;
     if (li.className !== cls) li.className = cls;
     li.dataset.sector = entry.incident.sector;
     li.dataset.status = entry.status;
