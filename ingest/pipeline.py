@@ -140,8 +140,6 @@ class Pipeline:
         return DecodedBatch(len(records), topic_counts, duplicate_counts,
                             [(ms, key, item) for _, ms, key, item in entries], dead + decode_dead)
 
-    decode_records = decode  # the name the what-if cache uses
-
     def process_decoded(self, batch: DecodedBatch) -> BatchResult:
         """Feed decoded entries one by one in broker-timestamp order: the watermark moves and slices
         are processed after every entry, so the output is a function of the arrivals alone, whatever
