@@ -383,7 +383,11 @@ class FusionService:
         offset asked for every LAG_INTERVAL_S: an empty partition's fetch may report no highwater)."""
         lagging = []
         for tp in tps:
-            end = max(consumer.highwater(tp) or 0, ends.get(tp, 0))
+            # An end offset never goes down: right after a broker restart, ListOffsets/fetch may report a stale
+            # (checkpointed) high watermark; the highest end this process has seen keeps such a partition lagging
+            # instead of letting the merge release the others ahead of it.
+            key = (tp.topic[len(self.prefix):], tp.partition)
+            end = max(consumer.highwater(tp) or 0, ends.get(tp, 0), self._ends.get(key, 0))
             if consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS) < end:
                 lagging.append((tp.topic[len(self.prefix):], tp.partition))
         return lagging
@@ -392,7 +396,7 @@ class FusionService:
         ends = consumer.end_offsets(tps, timeout_ms=POSITION_TIMEOUT_MS)
         for tp in tps:
             key = (tp.topic[len(self.prefix):], tp.partition)
-            self._ends[key] = ends[tp]
+            self._ends[key] = max(self._ends.get(key, 0), ends[tp])   # never down (see _lagging)
             self._positions[key] = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
         self._report_stale_lag()
         return ends
