@@ -58,10 +58,15 @@ def make_producer(bootstrap: str, client_id: str = "borderfuse-publish", **overr
 
 def publish_records(producer_or_bootstrap, records: Iterable[RawRecord], speed: float = 0.0,
                     progress: Progress | None = None, progress_every_s: float = 2.0,
-                    keep_partition: bool = True, flush_timeout_s: float = 120.0) -> PublishResult:
+                    keep_partition: bool = True, flush_timeout_s: float = 120.0,
+                    order_window_ms: int = 500) -> PublishResult:
     """Send `records` in order and flush; raise PublishError on any delivery failure.
 
     `speed` 0 sends as fast as possible; N > 0 paces by the records' timestamps (1 = real time).
+    `order_window_ms`: records are appended window by window of this much timestamp (a flush between
+    windows), so that across topics the broker's append order follows the timestamps as the sensors'
+    own producers would; the producer's per-partition batching would otherwise append one topic's
+    next minute before another's next second (0: no windows, fastest).
     `producer_or_bootstrap` is a KafkaProducer (left open) or a bootstrap string (producer made
     and closed here). `keep_partition=False` lets the producer pick partitions by key.
     """
@@ -76,9 +81,20 @@ def publish_records(producer_or_bootstrap, records: Iterable[RawRecord], speed: 
     started = time.monotonic()
     next_progress = started + progress_every_s
     first_ts_ms: int | None = None
+    window_end_ms: int | None = None
     sent = 0
     try:
         for record in records:
+            if order_window_ms > 0:
+                if window_end_ms is not None and record.timestamp_ms >= window_end_ms:
+                    try:
+                        producer.flush(timeout=flush_timeout_s)
+                    except KafkaError as exc:
+                        raise PublishError(f"flushing {sent} records did not finish in {flush_timeout_s:.0f} s: "
+                                           f"{exc!r}") from exc
+                    window_end_ms = None
+                if window_end_ms is None:
+                    window_end_ms = record.timestamp_ms + order_window_ms
             if speed > 0:
                 if first_ts_ms is None:
                     first_ts_ms = record.timestamp_ms
@@ -131,6 +147,10 @@ def register(sub):
     p.add_argument("--speed", type=float, default=0.0, metavar="N",
                    help="0 (default): as fast as possible; N: paced by the recorded timestamps, N times "
                    "real time (1 = real time)")
+    p.add_argument("--order-window-ms", type=int, default=500, metavar="MS",
+                   help="append window by window of this much recorded time (a flush between windows), so the "
+                   "broker appends across topics in timestamp order as the sensors' own producers would "
+                   "(default 500; 0: fastest, but one topic's batches may then land ahead of another's)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first bad capture line (exit 1; the records before it are published)")
     p.set_defaults(func=_run)
@@ -150,7 +170,8 @@ def _run(args) -> int:
         return 1
     reader = CaptureReader(args.capture, strict=args.strict, on_bad_line=report_bad)
     try:
-        result = publish_records(bootstrap, reader, args.speed, _print_progress)
+        result = publish_records(bootstrap, reader, args.speed, _print_progress,
+                                 order_window_ms=max(args.order_window_ms, 0))
     except (PublishError, CaptureFormatError, FileNotFoundError) as exc:
         print(f"borderfuse publish: {exc}", file=sys.stderr)
         return 1

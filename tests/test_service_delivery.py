@@ -42,6 +42,8 @@ class CountIncident:
     sources: tuple[str, ...] = ()
     severity: str = "low"
     summary: str = "counting pipeline"
+    seq: int = 1                      # the Incident protocol the service reads
+    decided_at_us: int | None = None
 
     def to_json_dict(self) -> dict:
         return {**attrs.asdict(self), "sources": list(self.sources)}
