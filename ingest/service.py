@@ -169,12 +169,7 @@ class FusionService:
             if self.metrics is not None:
                 self.metrics.set_broker_up(up)
             if up and not was_up:
-                # Back after an outage: whatever the open transaction sent into it is redone from the
-                # last snapshot now rather than waited for (kafka-python retries it for tens of seconds).
-                producer = self._producer
-                if producer is not None and producer.in_transaction:
-                    log.warning("service: the broker is back; redoing the open transaction from the last snapshot")
-                    producer.interrupt.set()
+                log.info("service: the broker answers again")
             was_up = up
 
     def ensure_topics(self) -> None:
@@ -383,11 +378,7 @@ class FusionService:
         offset asked for every LAG_INTERVAL_S: an empty partition's fetch may report no highwater)."""
         lagging = []
         for tp in tps:
-            # An end offset never goes down: right after a broker restart, ListOffsets/fetch may report a stale
-            # (checkpointed) high watermark; the highest end this process has seen keeps such a partition lagging
-            # instead of letting the merge release the others ahead of it.
-            key = (tp.topic[len(self.prefix):], tp.partition)
-            end = max(consumer.highwater(tp) or 0, ends.get(tp, 0), self._ends.get(key, 0))
+            end = max(consumer.highwater(tp) or 0, ends.get(tp, 0))
             if consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS) < end:
                 lagging.append((tp.topic[len(self.prefix):], tp.partition))
         return lagging
@@ -396,7 +387,7 @@ class FusionService:
         ends = consumer.end_offsets(tps, timeout_ms=POSITION_TIMEOUT_MS)
         for tp in tps:
             key = (tp.topic[len(self.prefix):], tp.partition)
-            self._ends[key] = max(self._ends.get(key, 0), ends[tp])   # never down (see _lagging)
+            self._ends[key] = ends[tp]
             self._positions[key] = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
         self._report_stale_lag()
         return ends
