@@ -134,9 +134,10 @@ class TransactionalPublisher:
             raise PublishError(f"{what} failed: {result.exception!r}", "commit_failed")
 
     def _wait_for(self, done, message: str, reason: str) -> None:
-        """Wait (bounded by step_timeout_s) in short steps, so that `interrupt` ends the wait at once:
-        the service sets it when the broker comes back after an outage, because what a transaction
-        sent into the outage is then better redone from the snapshot than waited for."""
+        """Wait (bounded by step_timeout_s) in short steps, so that setting `interrupt` ends the wait at
+        once with a PublishError (kafka-python's own waits cannot be cut short). The service does not set
+        it today: redoing a transaction the moment the broker returns made in-process roll-backs, which
+        have an open divergence (docs/delivery.md), more frequent than waiting for kafka-python's retries."""
         deadline = time.monotonic() + self.step_timeout_s
         while not done():
             if self.interrupt.is_set():
