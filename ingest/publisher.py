@@ -2,8 +2,6 @@
 consumed offsets go out in one Kafka transaction (see docs/delivery.md)."""
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from kafka import KafkaProducer
@@ -58,7 +56,6 @@ class TransactionalPublisher:
         self.in_transaction = False
         self._pending: list[Any] = []
         self._epoch = None  # the producer id and epoch the open transaction began under
-        self.interrupt = threading.Event()
         _never_bump_inside_a_transaction(self._producer._transaction_manager)
 
     def init(self) -> None:
@@ -76,7 +73,6 @@ class TransactionalPublisher:
                 raise PublishError(f"begin_transaction failed: {exc!r}", "begin_failed") from exc
             self.in_transaction = True
             self._epoch = self._current_epoch()
-            self.interrupt.clear()  # an outage before this transaction began is nothing to redo
 
     def _current_epoch(self):
         pid = self._producer._transaction_manager.producer_id_and_epoch
@@ -112,9 +108,10 @@ class TransactionalPublisher:
         try:
             if offsets:
                 self._await(manager.send_offsets_to_transaction(offsets, group_metadata), "adding the offsets")
-            self._wait_for(lambda: all(f.is_done for f in self._pending),
-                           f"records not acknowledged within {self.step_timeout_s:.0f} s", "ack_timeout")
+            self._producer.flush(timeout=self.step_timeout_s)  # raises KafkaTimeoutError when it cannot
             for future in self._pending:
+                if not future.is_done:
+                    raise PublishError(f"records not acknowledged within {self.step_timeout_s:.0f} s", "ack_timeout")
                 if future.failed():
                     raise PublishError(f"a record of the transaction was not acknowledged: {future.exception!r}",
                                        "not_acknowledged")
@@ -129,23 +126,9 @@ class TransactionalPublisher:
         return sent
 
     def _await(self, result, what: str) -> None:
-        self._wait_for(lambda: result.is_done, f"{what} did not complete within {self.step_timeout_s:.0f} s", "timeout")
-        if result.failed:
-            raise PublishError(f"{what} failed: {result.exception!r}", "commit_failed")
-
-    def _wait_for(self, done, message: str, reason: str) -> None:
-        """Wait (bounded by step_timeout_s) in short steps, so that setting `interrupt` ends the wait at
-        once with a PublishError (kafka-python's own waits cannot be cut short). The service does not set
-        it today: redoing a transaction the moment the broker returns made in-process roll-backs, which
-        have an open divergence (docs/delivery.md), more frequent than waiting for kafka-python's retries."""
-        deadline = time.monotonic() + self.step_timeout_s
-        while not done():
-            if self.interrupt.is_set():
-                raise PublishError("the broker restarted under the open transaction", "broker_restarted")
-            if time.monotonic() > deadline:
-                raise PublishError(message, reason)
-            self._producer._sender.wakeup()
-            time.sleep(0.02)
+        self._producer._sender.wakeup()
+        if not result.wait(timeout_ms=int(self.step_timeout_s * 1000)):
+            raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s", "timeout")
 
     def abort(self) -> None:
         """Abort the open transaction if the producer still can (bounded wait); failing here is

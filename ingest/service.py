@@ -105,7 +105,6 @@ class FusionService:
     def validate(self):
         """Build a pipeline once, before any Kafka client exists: rules, geography and schemas are
         checked here, so a bad file is one line and exit 2 and never fences a running instance."""
-        from borderfuse.fusion.rules import RulesError
         from borderfuse.geo.frames import GeoError
         from borderfuse.sensors.base import DecodeError
 
