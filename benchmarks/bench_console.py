@@ -4,7 +4,8 @@
 
 A crowded night (the simulator with --targets, written to a temporary capture unless --capture names
 one) is replayed by `borderfuse console --capture ... --speed 1` (the service's pipeline in-process,
-no broker), so confirmed tracks reach the page at 1 update/s each through the real push stream.
+no broker), so confirmed tracks reach the page at 1 update/s each through the real push stream (after
+a login through the real page: the stream is filtered per user's sectors, here a supervisor's four).
 The page records, per push event, the time from the server writing it to the next painted frame
 after the page applied it (push -> drawn). Printed per window: tracks drawn, track updates/s,
 lag p50/p95/max of track events, the JS heap and the renderer processes' RSS; at the end the p95
@@ -79,11 +80,12 @@ def percentiles(values) -> tuple[float, float, float]:
 def main() -> int:
     args = parse_args()
     from borderfuse.devbroker.broker import free_port
-    from test_console_browser import new_browser, wait_for
+    from test_console_browser import log_in, new_browser, users_env, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="bench-console-"))
     capture = Path(args.capture) if args.capture else work / "crowded.jsonl.gz"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}
+    # a users file of its own (a supervisor: every sector), logged in through the real page below
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}, **users_env(work)}
     cli = [sys.executable, "-m", "borderfuse.ingest.cli"]
     if not args.capture:
         minutes = (args.warmup_s / 60) + args.minutes + 1
@@ -99,7 +101,7 @@ def main() -> int:
     try:
         wait_for(lambda: b"console: http" in (work / "console.log").read_bytes(), 60, "the console")
         driver = new_browser(Path(profile))
-        driver.get(f"http://127.0.0.1:{port}/")
+        log_in(driver, f"http://127.0.0.1:{port}/")
         wait_for(lambda: driver.execute_script("return window.__console.ready"), 30, "the page")
         print(f"warm-up {args.warmup_s:.0f} s ...", file=sys.stderr)
         time.sleep(args.warmup_s)

@@ -59,7 +59,7 @@ def make_producer(bootstrap: str, client_id: str = "borderfuse-publish", **overr
 def publish_records(producer_or_bootstrap, records: Iterable[RawRecord], speed: float = 0.0,
                     progress: Progress | None = None, progress_every_s: float = 2.0,
                     keep_partition: bool = True, flush_timeout_s: float = 120.0,
-                    order_window_ms: int = 500) -> PublishResult:
+                    order_window_ms: int = 500, security: dict | None = None) -> PublishResult:
     """Send `records` in order and flush; raise PublishError on any delivery failure.
 
     `speed` 0 sends as fast as possible; N > 0 paces by the records' timestamps (1 = real time).
@@ -68,14 +68,15 @@ def publish_records(producer_or_bootstrap, records: Iterable[RawRecord], speed: 
     own producers would; the producer's per-partition batching would otherwise append one topic's
     next minute before another's next second (0: no windows, fastest).
     `producer_or_bootstrap` is a KafkaProducer (left open) or a bootstrap string (producer made
-    and closed here). `keep_partition=False` lets the producer pick partitions by key.
+    and closed here, as the principal of `security`, kafka_security.client_config).
+    `keep_partition=False` lets the producer pick partitions by key.
     """
     from kafka.errors import KafkaError
 
     if speed < 0:
         raise ValueError(f"speed must be >= 0, got {speed}")
     owned = isinstance(producer_or_bootstrap, str)
-    producer = make_producer(producer_or_bootstrap) if owned else producer_or_bootstrap
+    producer = make_producer(producer_or_bootstrap, **(security or {})) if owned else producer_or_bootstrap
     errors: list[BaseException] = []
     per_topic: dict[str, int] = {}
     started = time.monotonic()
@@ -144,6 +145,10 @@ def register(sub):
     p.add_argument("capture", metavar="CAPTURE", help="capture file (.jsonl or .jsonl.gz)")
     p.add_argument("--bootstrap", metavar="HOST:PORT",
                    help="Kafka bootstrap servers (default: settings kafka.bootstrap_servers)")
+    p.add_argument("--principal", default="admin", metavar="NAME",
+                   help="Kafka principal to publish as (password from kafka.credentials_file). Default admin: a "
+                   "capture mixes both agencies' topics, which no single agency may write; a capture of one side "
+                   "can go out as pl-agency or de-agency (development: admin is the super user)")
     p.add_argument("--speed", type=float, default=0.0, metavar="N",
                    help="0 (default): as fast as possible; N: paced by the recorded timestamps, N times "
                    "real time (1 = real time)")
@@ -170,8 +175,12 @@ def _run(args) -> int:
         return 1
     reader = CaptureReader(args.capture, strict=args.strict, on_bad_line=report_bad)
     try:
+        from borderfuse.ingest.kafka_security import client_config
+
+        # No broker there: that is the error to report (make_producer says so), before any credentials.
+        security = client_config(args.settings.kafka, args.principal) if reachable(bootstrap) else {}
         result = publish_records(bootstrap, reader, args.speed, _print_progress,
-                                 order_window_ms=max(args.order_window_ms, 0))
+                                 order_window_ms=max(args.order_window_ms, 0), security=security)
     except (PublishError, CaptureFormatError, FileNotFoundError) as exc:
         print(f"borderfuse publish: {exc}", file=sys.stderr)
         return 1

@@ -25,12 +25,13 @@ class RecordError(RuntimeError):
 
 def record_topics(bootstrap: str, topics: list[str], from_beginning: bool = False,
                   until_idle_s: float | None = None, max_records: int | None = None,
-                  progress: Progress | None = None, progress_every_s: float = 2.0) -> list[RawRecord]:
+                  progress: Progress | None = None, progress_every_s: float = 2.0,
+                  security: dict | None = None) -> list[RawRecord]:
     """Consume `topics` and return their records merged by broker timestamp (stable per partition).
 
     Stops after `until_idle_s` seconds without a new record, after `max_records`, or on Ctrl-C;
     with neither limit it runs until Ctrl-C. Starts at the end of each partition unless
-    `from_beginning`.
+    `from_beginning`. `security`: kafka_security.client_config of the principal reading.
     """
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
@@ -41,7 +42,7 @@ def record_topics(bootstrap: str, topics: list[str], from_beginning: bool = Fals
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="borderfuse-record", group_id=None,
                                  enable_auto_commit=False, auto_offset_reset="earliest", bootstrap_timeout_ms=10000,
                                  max_poll_records=10000, fetch_max_bytes=64 * 1024 * 1024,
-                                 max_partition_fetch_bytes=16 * 1024 * 1024)
+                                 max_partition_fetch_bytes=16 * 1024 * 1024, **(security or {}))
     except KafkaError as exc:
         raise RecordError(f"cannot reach Kafka at {bootstrap}: {exc!r} (is the broker running? "
                           f"`borderfuse broker start`)") from exc
@@ -100,6 +101,9 @@ def register(sub):
     p.add_argument("--out", required=True, metavar="FILE", help="capture file to write (.jsonl or .jsonl.gz)")
     p.add_argument("--bootstrap", metavar="HOST:PORT",
                    help="Kafka bootstrap servers (default: settings kafka.bootstrap_servers)")
+    p.add_argument("--principal", metavar="NAME",
+                   help="Kafka principal to read as (default: settings kafka.username, i.e. the service's, which "
+                   "may read the raw feeds and the hotlist; other topics need a principal allowed to read them)")
     p.add_argument("--from-beginning", action="store_true",
                    help="start at each partition's first record (default: only records arriving from now)")
     p.add_argument("--until-idle", type=float, metavar="SECONDS",
@@ -115,9 +119,12 @@ def _run(args) -> int:
         print("borderfuse record: --topics names no topic", file=sys.stderr)
         return 2
     started = time.monotonic()
+    from borderfuse.ingest.kafka_security import client_config
+
     try:
         records = record_topics(bootstrap, topics, args.from_beginning, args.until_idle, args.max_records,
-                                _print_progress)
+                                _print_progress, security=client_config(args.settings.kafka, args.principal)
+                                if reachable(bootstrap) else {})  # no broker: report that, not the credentials
     except RecordError as exc:
         print(f"borderfuse record: {exc}", file=sys.stderr)
         return 1

@@ -1,10 +1,12 @@
 """Live mode: the console's Kafka side.
 
-One consumer (read_committed, no consumer group: every console reads everything) over the
-incident topics and `incidents.actions` from the beginning, so a restarted console rebuilds its
-whole state, and over `tracks.<sector>` from the last TRACK_BACKLOG_S only (short retention,
-positions only matter now). Broker errors close and reopen the consumer at the positions reached,
-so the console catches up after a broker restart. Actions are produced by `KafkaActionSink`.
+Per sector the console serves, one consumer (read_committed, no consumer group: every console reads
+everything of its sectors) as Kafka principal `centre-<sector>` (the ACLs let a centre read only its
+own sector's topics) over `incidents.<sector>` and `actions.<sector>` from the beginning, so a
+restarted console rebuilds its whole state, and over `tracks.<sector>` from the last TRACK_BACKLOG_S
+only (short retention, positions only matter now). Broker errors close and reopen the consumer at the
+positions reached, so the console catches up after a broker restart. `SectorFeeds` runs them all.
+Actions are produced by `KafkaActionSink` to `actions.<sector>` of their incident, as that sector's centre.
 """
 from __future__ import annotations
 
@@ -31,13 +33,14 @@ class KafkaFeed:
     as of the (re)start; `reconnects` counts consumer reopens after errors."""
 
     def __init__(self, state: ConsoleState, bootstrap: str, incident_topics: list[str], track_topics: list[str],
-                 actions_topic: str, client_id: str = "borderfuse-console"):
+                 actions_topic: str, client_id: str = "borderfuse-console", security: dict | None = None):
         self.state = state
         self.bootstrap = bootstrap
         self.incident_topics = list(incident_topics)
         self.track_topics = list(track_topics)
         self.actions_topic = actions_topic
         self.client_id = client_id
+        self.security = dict(security or {})   # kafka_security.client_config of the principal reading
         self.caught_up = threading.Event()
         self.reconnects = 0
         self.positions: dict = {}   # TopicPartition -> next offset, kept across reopens
@@ -52,7 +55,7 @@ class KafkaFeed:
                 self._loop(consumer, stop)
             except (KafkaError, OSError, AssertionError) as exc:
                 self.reconnects += 1
-                log.warning("console: Kafka feed: %s: %s; reopening in %.0f s", type(exc).__name__, exc, RETRY_S)
+                log.warning("console: Kafka feed: %s: %s; reopening in %.0f s", type(exc).__name__, str(exc), RETRY_S)
                 stop.wait(RETRY_S)
             finally:
                 if consumer is not None:
@@ -70,7 +73,7 @@ class KafkaFeed:
             raise OSError(f"broker {self.bootstrap} is unreachable")
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self.client_id, group_id=None,
                                  isolation_level="read_committed", enable_auto_commit=False,
-                                 request_timeout_ms=15000)
+                                 request_timeout_ms=15000, **self.security)
         tps, track_tps = [], []
         for topic in [*self.incident_topics, self.actions_topic, *self.track_topics]:
             partitions = consumer.partitions_for_topic(topic)
@@ -137,44 +140,75 @@ class KafkaFeed:
             self.state.apply_incident(doc, decided_us=record.timestamp * 1000)
 
 
-class KafkaActionSink:
-    """Writes each action to `incidents.actions` (keyed by incident id, acks=all), then applies it
-    locally; the feed's copy of it is recognised by its action_id and ignored."""
+class SectorFeeds:
+    """One KafkaFeed per sector, each in its own thread; `caught_up` is set once all of them are."""
 
-    def __init__(self, state: ConsoleState, bootstrap: str, topic: str, client_id: str = "borderfuse-console"):
+    def __init__(self, feeds: dict[str, KafkaFeed]):
+        self.feeds = feeds
+        self.caught_up = threading.Event()
+
+    @property
+    def reconnects(self) -> int:
+        return sum(f.reconnects for f in self.feeds.values())
+
+    def run(self, stop: threading.Event) -> None:
+        threads = [threading.Thread(target=f.run, args=(stop,), name=f"console-feed-{s}", daemon=True)
+                   for s, f in self.feeds.items()]
+        for thread in threads:
+            thread.start()
+        while not stop.wait(0.1):
+            if not self.caught_up.is_set() and all(f.caught_up.is_set() for f in self.feeds.values()):
+                self.caught_up.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+class KafkaActionSink:
+    """Writes each action to `actions.<sector>` of its incident (keyed by incident id, acks=all) as that
+    sector's principal, then applies it locally; the feed's copy is recognised by its action_id and ignored.
+    `topics`: {sector: actions topic}; `security`: {sector: kafka_security.client_config}."""
+
+    def __init__(self, state: ConsoleState, bootstrap: str, topics: dict[str, str],
+                 client_id: str = "borderfuse-console", security: dict[str, dict] | None = None):
         self.state = state
         self.bootstrap = bootstrap
-        self.topic = topic
+        self.topics = dict(topics)
         self.client_id = client_id
-        self._producer = None
+        self.security = dict(security or {})
+        self._producers: dict[str, object] = {}
         self._lock = threading.Lock()
 
-    def _get_producer(self):
+    def _get_producer(self, sector: str):
         from kafka import KafkaProducer
 
         with self._lock:
-            if self._producer is None:
-                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                                               acks="all", linger_ms=0, max_block_ms=3000,
-                                               request_timeout_ms=int(ACTION_SEND_TIMEOUT_S * 1000))
-            return self._producer
+            if sector not in self._producers:
+                self._producers[sector] = KafkaProducer(
+                    bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all", linger_ms=0,
+                    max_block_ms=3000, request_timeout_ms=int(ACTION_SEND_TIMEOUT_S * 1000),
+                    **self.security.get(sector, {}))
+            return self._producers[sector]
 
     def __call__(self, action: Action) -> None:
         from kafka.errors import KafkaError
 
+        sector = self.state.sector_of(action.incident_id)
+        topic = self.topics.get(sector)
+        if topic is None:
+            raise ActionSinkError(f"this console does not serve sector {sector} of incident {action.incident_id}")
         value = json.dumps(action.to_json_dict(), separators=(",", ":")).encode()
         if not reachable(self.bootstrap):
-            raise ActionSinkError(f"the broker {self.bootstrap} is unreachable; {self.topic} not written")
+            raise ActionSinkError(f"the broker {self.bootstrap} is unreachable; {topic} not written")
         try:
-            self._get_producer().send(self.topic, key=action.incident_id.encode(), value=value) \
+            self._get_producer(sector).send(topic, key=action.incident_id.encode(), value=value) \
                 .get(timeout=ACTION_SEND_TIMEOUT_S)
         except KafkaError as exc:
-            raise ActionSinkError(f"writing to {self.topic} on {self.bootstrap} failed: {type(exc).__name__}: "
+            raise ActionSinkError(f"writing to {topic} on {self.bootstrap} failed: {type(exc).__name__}: "
                                   f"{exc}") from exc
         self.state.apply_action(action)
 
     def close(self) -> None:
         with self._lock:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
+            for producer in self._producers.values():
+                producer.close(timeout=5)
+            self._producers.clear()

@@ -46,7 +46,7 @@ def _text(body: Mapping[str, Any], key: str, required: bool) -> str | None:
 
 @attrs.frozen(slots=True)
 class Action:
-    """One operator action on an incident: a record of `incidents.actions`, keyed by incident id."""
+    """One operator action on an incident: a record of `actions.<sector>`, keyed by incident id."""
 
     incident_id: str = attrs.field(validator=attrs.validators.min_len(1))
     action: str = attrs.field(validator=attrs.validators.in_(ACTIONS))
@@ -58,16 +58,18 @@ class Action:
     console: str | None = None
 
     @classmethod
-    def from_request(cls, incident_id: str, action: str, body: Any, at_us: int, console: str | None) -> "Action":
-        """Validate an API request body ({"by", "unit" for assign, "note" for resolve})."""
+    def from_request(cls, incident_id: str, action: str, body: Any, at_us: int, console: str | None, *,
+                     by: str) -> "Action":
+        """Validate an API request body ({"unit"} for assign, {"note"} for resolve); `by` is the logged-in user
+        (never taken from the body: the record says who really acted)."""
         if action not in ACTIONS:
             raise ActionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", status=404)
         if not isinstance(body, dict):
-            raise ActionError("the request body must be a JSON object like {\"by\": \"operator name\"}")
-        unknown = set(body) - {"by", "unit", "note"}
+            raise ActionError("the request body must be a JSON object like {} or {\"unit\": \"patrol 7\"}")
+        unknown = set(body) - {"unit", "note"}
         if unknown:
-            raise ActionError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: by, unit, note")
-        return cls(incident_id, action, _text(body, "by", True), int(at_us), uuid.uuid4().hex,
+            raise ActionError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: unit, note")
+        return cls(incident_id, action, by, int(at_us), uuid.uuid4().hex,
                    unit=_text(body, "unit", action == "assign"), note=_text(body, "note", action == "resolve"),
                    console=console)
 
@@ -160,11 +162,12 @@ class ConsoleState:
                 trail = (trail + [[doc["lat"], doc["lon"]]])[-TRAIL_POINTS:]
                 self.tracks[doc["track_id"]] = {**doc, "trail": trail}
             newest = max(int(d["time_us"]) for d in docs)
-            stale = [k for k, t in self.tracks.items() if int(t["time_us"]) < newest - TRACK_STALE_US]
+            stale = {k: t.get("sector") for k, t in self.tracks.items() if int(t["time_us"]) < newest - TRACK_STALE_US}
             for key in stale:
                 del self.tracks[key]
+        # gone_sectors: for the app's per-user filter (it sends each browser "gone" of its own sectors only)
         self._emit({"kind": "tracks", "tracks": [{k: v for k, v in d.items() if k != "trail"} for d in docs],
-                    "gone": stale})
+                    "gone": list(stale), "gone_sectors": stale})
 
     def set_clock(self, now_us: int) -> None:
         with self._lock:
@@ -175,6 +178,16 @@ class ConsoleState:
         held = self.incidents[incident_id]
         actions = list(self.actions.get(incident_id, ()))
         return {**held, "incident_id": incident_id, "actions": actions, "status": status_of(actions)}
+
+    def entry(self, incident_id: str) -> dict:
+        with self._lock:
+            return self._entry(incident_id)
+
+    def sector_of(self, incident_id: str) -> str | None:
+        """The incident's sector (None: unknown incident)."""
+        with self._lock:
+            held = self.incidents.get(incident_id)
+            return None if held is None else held["incident"].get("sector")
 
     def knows(self, incident_id: str) -> bool:
         with self._lock:
@@ -192,8 +205,8 @@ class ConsoleState:
         out.sort(key=lambda e: (e["incident"].get("time_us") or 0, e["incident_id"]), reverse=True)
         return out
 
-    def snapshot(self) -> dict:
-        """Everything a browser needs on (re)connect."""
+    def snapshot(self, sectors: set[str] | frozenset[str] | None = None) -> dict:
+        """Everything a browser needs on (re)connect (only `sectors` if given)."""
         with self._lock:
-            return {"kind": "snapshot", "clock_us": self.clock_us, "incidents": self.entries(),
-                    "tracks": list(self.tracks.values())}
+            return {"kind": "snapshot", "clock_us": self.clock_us, "incidents": self.entries(sectors),
+                    "tracks": [t for t in self.tracks.values() if sectors is None or t.get("sector") in sectors]}

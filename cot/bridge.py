@@ -24,8 +24,9 @@ class CotBridgeError(RuntimeError):
 
 class CotBridge:
     def __init__(self, bootstrap: str, url: str, incident_topics: list[str], track_topics: list[str] = (),
-                 from_beginning: bool = False, client_id: str = "borderfuse-cot"):
+                 from_beginning: bool = False, client_id: str = "borderfuse-cot", security: dict | None = None):
         self.bootstrap = bootstrap
+        self.security = dict(security or {})  # kafka_security.client_config of the principal reading
         self.url = url
         self.incident_topics = list(incident_topics)
         self.track_topics = list(track_topics)
@@ -42,7 +43,7 @@ class CotBridge:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self.client_id, group_id=None,
-                                 isolation_level="read_committed", enable_auto_commit=False)
+                                 isolation_level="read_committed", enable_auto_commit=False, **self.security)
         tps, deadline = [], time.monotonic() + TOPIC_WAIT_S
         for topic in [*self.incident_topics, *self.track_topics]:
             # a topic created a moment ago may not be in the metadata yet: ask again until it is

@@ -21,6 +21,9 @@ def register(sub):
     p.add_argument("--sector", action="append", metavar="ID", help="only this sector (repeatable; default all)")
     p.add_argument("--from-beginning", action="store_true", help="send every incident still on the topics first")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="broker (default kafka.bootstrap_servers)")
+    p.add_argument("--principal", metavar="NAME",
+                   help="Kafka principal to read as (default: centre-<ID> with exactly one --sector, which may read "
+                   "only its own sector; otherwise admin, which reads every sector: development only)")
     p.set_defaults(func=_run)
 
 
@@ -52,9 +55,12 @@ def _run(args) -> int:
               file=sys.stderr)
         return 2
     configure_logging()
+    from borderfuse.ingest.kafka_security import ADMIN, centre_principal, client_config
+
+    principal = args.principal or (centre_principal(wanted[0]) if len(wanted) == 1 else ADMIN)
     bridge = CotBridge(bootstrap, args.url, [prefix + sectors[s] for s in wanted],
                        [prefix + track_topic(s) for s in wanted] if args.tracks else [],
-                       from_beginning=args.from_beginning)
+                       from_beginning=args.from_beginning, security=client_config(settings.kafka, principal))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

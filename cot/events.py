@@ -68,7 +68,8 @@ def incident_event(doc: Mapping[str, Any], now_us: int, stale_s: float = INCIDEN
     attributes = {"incident_id": incident_id, "type": kind, "sector": sector, "severity": str(doc.get("severity", "")),
                   "seq": str(doc.get("seq", 1)), "event_time": iso_utc(_time_us(doc, incident_id))}
     for key in ("class", "track_id", "plate", "country"):
-        if doc.get(key) is not None:
+        # a plate (and its country) only with a hotlist hit, the lawful reason to show it
+        if doc.get(key) is not None and (key not in ("plate", "country") or kind == "hotlist_vehicle"):
             attributes[key] = str(doc[key])
     if withdrawn:
         attributes["withdrawn"] = "true"

@@ -66,7 +66,9 @@ def _run(args) -> int:
     from borderfuse.ingest.service import FusionService, ServiceError
     from borderfuse.console.server import ConsoleError, start_console
     from borderfuse.simulator import ScenarioConfig, run_live
-    from borderfuse.ingest.topics import TopicsError, ensure_topics, icd_topics
+    from borderfuse.ingest.acls import provision
+    from borderfuse.ingest.kafka_security import ADMIN, client_config, dev_principals
+    from borderfuse.ingest.topics import TopicsError, sector_topics
 
     configure_logging()
     logging.getLogger("borderfuse").setLevel(logging.WARNING)
@@ -83,18 +85,25 @@ def _run(args) -> int:
         else:
             data_dir = Path(tempfile.mkdtemp(prefix="borderfuse-demo-"))
             port = _free_or(settings.broker.port if args.port is None else args.port)
-            broker = KafkaBroker.from_settings(settings.broker, data_dir=data_dir, port=port, log=say)
+            broker = KafkaBroker.from_settings(settings.broker, data_dir=data_dir, port=port, log=say,
+                                               credentials_file=settings.kafka.credentials_file,
+                                               principals=dev_principals(sector_topics(settings.icd.geo_dir)))
             broker.start()
             bootstrap = broker.bootstrap
-        ensure_topics(bootstrap, icd_topics(settings.icd.geo_dir))
+            settings = attrs.evolve(settings, kafka=attrs.evolve(settings.kafka,
+                                                                 security_protocol=broker.security_protocol))
         settings = attrs.evolve(settings, kafka=attrs.evolve(settings.kafka, bootstrap_servers=bootstrap,
                                                              group_id=f"{settings.kafka.group_id}-demo"))
+        # Topics and least-privilege ACLs as admin; then each part runs as its own principal (docs/operations.md).
+        provision(settings, bootstrap)
         metrics = ServiceMetrics()
         metrics_port = _free_or(settings.metrics.port if args.metrics_port is None else args.metrics_port)
         server = metrics.start_http_server(settings.metrics.host, metrics_port)
         say(f"metrics at http://{settings.metrics.host}:{server.port}/metrics")
+        _dev_console_users(settings, say)
         console = start_console(settings, port=_free_or(args.console_port), bootstrap=bootstrap)
         say(f"console at {console.url} (map, incidents per sector, acknowledge/assign/resolve)")
+        _say_login(settings, say)
         service = FusionService(settings, metrics=metrics)
         config = ScenarioConfig(seed=args.seed, minutes=None, start=None, targets=args.targets,
                                 start_stagger_s=0.0, geo_dir=settings.icd.geo_dir,
@@ -110,12 +119,13 @@ def _run(args) -> int:
             return threading.Thread(target=body, name=f"demo-{name}")
 
         threads = [guarded("service", lambda: service.run(stop)),
-                   guarded("simulator", lambda: run_live(bootstrap, config, stop, speed=args.speed, progress=None))]
+                   guarded("simulator", lambda: run_live(bootstrap, config, stop, speed=args.speed, progress=None,
+                                                        security_for=lambda p: client_config(settings.kafka, p)))]
         for thread in threads:
             thread.start()
         say(f"broker {bootstrap}, simulator at {args.speed:g}x real time; live incidents below (Ctrl-C stops)")
         deadline = None if args.minutes is None else started + args.minutes * 60
-        _feed(bootstrap, service, stop, started, deadline, say)
+        _feed(bootstrap, service, stop, started, deadline, say, client_config(settings.kafka, ADMIN))
     except (BrokerError, TopicsError, ServiceError, ConsoleError) as exc:
         print(f"borderfuse demo: {exc}", file=sys.stderr)
         return 2
@@ -138,7 +148,33 @@ def _run(args) -> int:
     return 1 if errors else 0
 
 
-def _feed(bootstrap: str, service, stop: threading.Event, started: float, deadline: float | None, say) -> None:
+def _dev_console_users(settings, say) -> None:
+    """The development console users (centre-<S> per sector, a supervisor) when there is no users file."""
+    from borderfuse.console.users import dev_logins_path, ensure_dev_users
+    from borderfuse.ingest.topics import sector_topics
+
+    if settings.console.auth == "users-file" and ensure_dev_users(settings.console.users_file,
+                                                                  sector_topics(settings.icd.geo_dir)):
+        say(f"made development console users in {settings.console.users_file} "
+            f"(passwords: {dev_logins_path(settings.console.users_file)}, mode 600)")
+
+
+def _say_login(settings, say) -> None:
+    from borderfuse.console.users import dev_logins_path, read_dev_logins
+
+    logins = read_dev_logins(settings.console.users_file)
+    if not logins:
+        say(f"log in with a user of {settings.console.users_file} (`borderfuse console users add NAME --sectors S1`)")
+        return
+    centres = ", ".join(name for name in logins if name != "supervisor")
+    say(f"log in as supervisor (every sector) or {centres} (one sector each); the "
+        f"passwords are in {dev_logins_path(settings.console.users_file)} (e.g. `grep -A1 supervisor "
+        f"{dev_logins_path(settings.console.users_file)}`)")
+
+
+def _feed(bootstrap: str, service, stop: threading.Event, started: float, deadline: float | None, say,
+          security: dict | None = None) -> None:
+    """Every sector's incidents in the terminal: read as admin (a centre principal sees one sector only)."""
     from borderfuse.ingest.incident_feed import follow_incidents
 
     def should_stop() -> bool:
@@ -146,7 +182,7 @@ def _feed(bootstrap: str, service, stop: threading.Event, started: float, deadli
 
     first = True
     for doc in follow_incidents(bootstrap, service.sector_topic.values(), should_stop, on_error=say,
-                                client_id=FEED_CLIENT_ID):
+                                client_id=FEED_CLIENT_ID, security=security):
         if first:
             say(f"first incident {time.monotonic() - started:.0f} s after start")
             first = False

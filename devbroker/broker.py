@@ -28,6 +28,9 @@ from typing import Callable
 import attrs
 
 from borderfuse.ingest.kafka_probe import LOOPBACK, answers_metadata, reachable  # noqa: F401  (re-exported)
+from borderfuse.ingest.kafka_security import (
+    ADMIN, DEFAULT_CREDENTIALS_FILE, CredentialsError, dev_principals, load_credentials, write_credentials,
+)
 
 POM_FILE = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 COMPLETE_MARKER = ".complete"
@@ -185,16 +188,53 @@ logger.server.level = INFO
 """
 
 
-def server_properties(port: int, controller_port: int, log_dirs: Path) -> str:
+def _jaas_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def security_properties(port: int, controller_port: int, admin_password: str | None) -> dict:
+    """Listeners and authorisation. With `admin_password`: clients on SASL_PLAINTEXT with SCRAM-SHA-512 (users
+    in the KRaft metadata, bootstrapped at format), the broker itself as `admin` over SCRAM, the controller
+    listener on SASL PLAIN with `admin` only (SCRAM users live in the metadata the controller serves, so the
+    controller listener cannot use them), StandardAuthorizer and deny-by-default. Without: all PLAINTEXT, no
+    authoriser (the plain comparison broker)."""
+    if admin_password is None:
+        return {
+            "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    pw = _jaas_quote(admin_password)
+    return {
+        "listeners": f"SASL_PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{LOOPBACK}:{port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required username={_jaas_quote(ADMIN)} "
+            f"password={pw};",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required username={_jaas_quote(ADMIN)} "
+            f"password={pw} user_{ADMIN}={pw};",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+
+
+def server_properties(port: int, controller_port: int, log_dirs: Path, admin_password: str | None = None) -> str:
     props = {
         "process.roles": "broker,controller",
         "node.id": 1,
         "controller.quorum.voters": f"1@{LOOPBACK}:{controller_port}",
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **security_properties(port, controller_port, admin_password),
         "log.dirs": str(log_dirs),
         # Test-friendly: explicit topics only, single replica everywhere, no rebalance delay.
         "auto.create.topics.enable": "false",
@@ -227,6 +267,11 @@ class KafkaBroker:
     heap_mb: int = 512
     die_with_parent: bool = True
     log: Log = _stderr
+    # SASL/SCRAM + ACLs (the default), or a plain listener with no authoriser (comparisons only).
+    authentication: bool = True
+    credentials_file: Path = attrs.field(default=DEFAULT_CREDENTIALS_FILE, converter=Path)
+    # Principals given a SCRAM credential (generated into credentials_file when missing).
+    principals: tuple[str, ...] = attrs.field(default=tuple(dev_principals()), converter=tuple)
     controller_port: int = attrs.field(default=0, init=False)
     fetch_s: float | None = attrs.field(default=None, init=False)
     start_s: float | None = attrs.field(default=None, init=False)
@@ -235,10 +280,41 @@ class KafkaBroker:
     @classmethod
     def from_settings(cls, broker_settings, data_dir: Path | None = None, port: int | None = None,
                       **kwargs) -> "KafkaBroker":
+        kwargs.setdefault("authentication", broker_settings.authentication)
         return cls(version=broker_settings.kafka_version, cache_dir=broker_settings.cache_dir,
                    data_dir=data_dir or broker_settings.state_dir,
                    port=broker_settings.port if port is None else port,
                    heap_mb=broker_settings.heap_mb, **kwargs)
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_PLAINTEXT" if self.authentication else "PLAINTEXT"
+
+    def client_config(self, principal: str = ADMIN) -> dict:
+        """kafka-python keyword arguments to connect as `principal` ({} on a plain broker)."""
+        if not self.authentication:
+            return {}
+        creds = load_credentials(self.credentials_file)
+        if principal not in creds:
+            raise CredentialsError(f"credentials file {self.credentials_file} has no password for {principal!r}")
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": principal, "sasl_plain_password": creds[principal]}
+
+    def env(self, principal: str = ADMIN) -> dict[str, str]:
+        """BORDERFUSE_KAFKA__* variables that point a borderfuse process at this broker as `principal`."""
+        return {"BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+                "BORDERFUSE_KAFKA__SECURITY_PROTOCOL": self.security_protocol,
+                "BORDERFUSE_KAFKA__CREDENTIALS_FILE": str(self.credentials_file),
+                "BORDERFUSE_KAFKA__USERNAME": principal}
+
+    def settings_for(self, principal: str = ADMIN, settings=None):
+        """`settings` (default: the built-in defaults) pointed at this broker as `principal`."""
+        from borderfuse.ingest.settings import Settings
+
+        settings = settings or Settings()
+        return attrs.evolve(settings, kafka=attrs.evolve(
+            settings.kafka, bootstrap_servers=self.bootstrap, security_protocol=self.security_protocol,
+            credentials_file=self.credentials_file, username=principal))
 
     @property
     def bootstrap(self) -> str:
@@ -284,14 +360,20 @@ class KafkaBroker:
         classpath = f"{libs}/*"
         props_file = self.data_dir / "server.properties"
         log_dirs = self.data_dir / "kraft-logs"
-        props_file.write_text(server_properties(self.port, self.controller_port, log_dirs))
+        creds = self._ensure_credentials() if self.authentication else None
+        # Holds the admin password: readable by this user only.
+        fd = os.open(props_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(server_properties(self.port, self.controller_port, log_dirs,
+                                        creds[ADMIN] if creds is not None else None))
+        os.chmod(props_file, 0o600)
         log4j_file = self.data_dir / "log4j2.properties"
         log4j_file.write_text(_LOG4J2.format(log_file=self.log_file))
         jvm = [java, f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 128)}m", "-Djava.awt.headless=true",
                f"-Dlog4j2.configurationFile={log4j_file}", f"-Dkafka.logs.dir={self.data_dir}",
                "-cp", classpath]
         if not (log_dirs / "meta.properties").exists():
-            self._format(jvm, props_file)
+            self._format(jvm, props_file, creds)
         with open(self.stdout_file, "ab") as out:
             # Always its own session: a Ctrl-C in the terminal must not kill the broker before its users
             # (the demo's service, making its final commit) have stopped; stop() ends it in order. Without
@@ -305,6 +387,8 @@ class KafkaBroker:
         except BaseException:
             self.stop()  # no half-started JVM left behind (e.g. Ctrl-C while waiting)
             raise
+        if creds is not None:
+            self._sync_scram(creds)
         self.start_s = time.monotonic() - started - self.fetch_s
         fetched = f"; jar download {self.fetch_s:.1f} s" if cold else ""
         self.log(f"broker: Kafka {self.version} up at {self.bootstrap} (pid {self.pid}) in "
@@ -349,15 +433,59 @@ class KafkaBroker:
             self.controller_port = free_port()
         ports_file.write_text(json.dumps({"port": self.port, "controller_port": self.controller_port}))
 
-    def _format(self, jvm: list[str], props_file: Path) -> None:
+    def _ensure_credentials(self) -> dict[str, str]:
+        creds, added = write_credentials(self.credentials_file, self.principals)
+        if added:
+            self.log(f"broker: generated SASL/SCRAM credentials for {', '.join(added)} in {self.credentials_file} "
+                     f"(mode 600)")
+        return creds
+
+    def _scram_fingerprint(self, creds: dict[str, str]) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps(sorted(creds.items())).encode()).hexdigest()
+
+    def _sync_scram(self, creds: dict[str, str]) -> None:
+        """Credentials added or changed since the storage was formatted go to the broker (as admin)."""
+        marker = self.data_dir / "scram.sha256"
+        fingerprint = self._scram_fingerprint(creds)
+        if marker.exists() and marker.read_text().strip() == fingerprint:
+            return
+        from kafka import KafkaAdminClient
+        from kafka.admin import UserScramCredentialUpsertion
+        from kafka.errors import KafkaError
+
+        admin = None
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="borderfuse-broker",
+                                     **self.client_config(ADMIN))
+            errors = admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(name, "SCRAM-SHA-512", password) for name, password in creds.items()])
+        except KafkaError as exc:
+            raise BrokerError(f"could not store the SCRAM credentials of {self.credentials_file} on the broker: "
+                              f"{exc!r} (was the admin password changed? delete {self.data_dir} and restart)") from exc
+        finally:
+            if admin is not None:
+                admin.close()
+        failed = {k: v for k, v in (errors or {}).items() if v}
+        if failed:
+            raise BrokerError(f"storing SCRAM credentials failed for {failed}")
+        marker.write_text(fingerprint + "\n")
+
+    def _format(self, jvm: list[str], props_file: Path, creds: dict[str, str] | None) -> None:
         cluster_id = new_cluster_id()
+        # SCRAM users must exist before the broker starts (its own inter-broker login is one of them).
+        scram = [arg for name, password in (creds or {}).items()
+                 for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
         result = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                 "-c", str(props_file), "--ignore-formatted"],
+                                 "-c", str(props_file), "--ignore-formatted", *scram],
                                 capture_output=True, text=True, cwd=self.data_dir)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
             raise BrokerError(f"formatting the KRaft storage in {self.data_dir} failed: {tail[0][:300]} "
                               f"-- delete {self.data_dir / 'kraft-logs'} and retry")
+        if creds is not None:
+            (self.data_dir / "scram.sha256").write_text(self._scram_fingerprint(creds) + "\n")
 
     def _wait_ready(self, started: float, timeout_s: float) -> None:
         deadline = started + timeout_s
@@ -367,7 +495,7 @@ class KafkaBroker:
                 self._proc = None
                 raise BrokerError(f"the Kafka JVM exited with code {code} while starting: "
                                   f"{self._failure_hint()} (logs: {self.stdout_file}, {self.log_file})")
-            if answers_metadata(self.bootstrap, timeout_s=2.0):
+            if answers_metadata(self.bootstrap, timeout_s=2.0, security=self.client_config(ADMIN)):
                 return
             time.sleep(0.1)
         self.stop()

@@ -55,29 +55,15 @@ class CrossingDetector:
 
     def observe(self, updates: list[TrackUpdate]) -> list[CrossingCandidate]:
         """Feed track updates (time order); returns the crossings they complete."""
-        p = self.params
-        ups = [u for u in updates if u.sigma_m <= p.max_position_sigma_m]
-        z = _z_of(p.side_probability)
+        ups = [u for u in updates if u.sigma_m <= self.params.max_position_sigma_m]
         if not ups:
             return []
-        xs = np.array([u.x for u in ups])
-        ys = np.array([u.y for u in ups])
-        sides = self.geography.border_side(xs, ys)
-        dist = self.geography.distance_to_border(xs, ys)
-        # 1-sigma of each position across the line: the covariance projected on the border normal
-        # (a radar's range error along the line does not make a crossing doubtful; across it, it does)
-        nx, ny = self.geography.border_normal(xs, ys)
-        cov = np.array([u.cov if u.cov is not None else (u.sigma_m ** 2, 0.0, u.sigma_m ** 2) for u in ups])
-        across = np.sqrt(np.maximum(cov[:, 0] * nx * nx + 2 * cov[:, 1] * nx * ny + cov[:, 2] * ny * ny, 0.0))
-        across = np.where((nx == 0) & (ny == 0), np.array([u.sigma_m for u in ups]), across)
         found: list[tuple[str, list, str, str]] = []
-        for u, side, d, sigma_n in zip(ups, sides.tolist(), dist.tolist(), across.tolist()):
+        for u, side, far in zip(ups, *self._judge(ups)):
             st = self._state.get(u.track.id)
             if st is None:
                 st = self._state[u.track.id] = _SideState()
             point = (u.time_us, u.x, u.y)
-            # on this side with the rule's probability, from the track's own uncertainty
-            far = d >= max(p.side_margin_m, z * sigma_n)
             if st.side is None:
                 if far:
                     st.side, st.path = side, [point]
@@ -94,6 +80,47 @@ class CrossingDetector:
             if len(st.path) > _MAX_PATH:
                 del st.path[1:len(st.path) - _MAX_PATH // 2]
         return [c for c in (self._first_crossing(*f) for f in found) if c is not None]
+
+    def _judge(self, ups: list[TrackUpdate]) -> tuple[list[str], list[bool]]:
+        """(side, far) per update: far = on that side with the rule's probability, judged on the track's own
+        uncertainty across the line (the covariance projected on the border normal: a radar's range error
+        along the line does not make a crossing doubtful; across it, it does)."""
+        p = self.params
+        xs = np.array([u.x for u in ups])
+        ys = np.array([u.y for u in ups])
+        sides = self.geography.border_side(xs, ys)
+        dist = self.geography.distance_to_border(xs, ys)
+        nx, ny = self.geography.border_normal(xs, ys)
+        cov = np.array([u.cov if u.cov is not None else (u.sigma_m ** 2, 0.0, u.sigma_m ** 2) for u in ups])
+        across = np.sqrt(np.maximum(cov[:, 0] * nx * nx + 2 * cov[:, 1] * nx * ny + cov[:, 2] * ny * ny, 0.0))
+        across = np.where((nx == 0) & (ny == 0), np.array([u.sigma_m for u in ups]), across)
+        far = dist >= np.maximum(p.side_margin_m, _z_of(p.side_probability) * across)
+        return sides.tolist(), far.tolist()
+
+    def pending_side(self, track_id: str) -> str | None:
+        """The side a track is established on (None: not yet), for choosing what to look ahead on."""
+        st = self._state.get(track_id)
+        return None if st is None else st.side
+
+    def look_ahead(self, updates: list[TrackUpdate]) -> list[CrossingCandidate]:
+        """Crossings that provisional track updates (the tracker's filter run on observations still held
+        behind the watermark, see Tracker.provisional) already show, judged exactly as `observe` judges
+        the tracker's own updates, from the same per-track state, which is left unchanged: the tracker's
+        own crossing follows when the observations are processed (and is then the same event)."""
+        ups = [u for u in updates if u.sigma_m <= self.params.max_position_sigma_m]
+        if not ups:
+            return []
+        out, done = [], set()
+        for u, side, far in zip(ups, *self._judge(ups)):
+            st = self._state.get(u.track.id)
+            if u.track.id in done or st is None or st.side is None:
+                continue
+            if side != st.side and far:
+                done.add(u.track.id)
+                cand = self._first_crossing(u.track.id, st.path + [(u.time_us, u.x, u.y)], st.side, side)
+                if cand is not None:
+                    out.append(cand)
+        return out
 
     def _first_crossing(self, track_id, path, from_side, to_side) -> CrossingCandidate | None:
         pts = np.array(path, dtype=float)

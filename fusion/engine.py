@@ -5,7 +5,9 @@ together with the watermark. The engine cuts the stream into slices of `slice_s`
 and processes a slice only once the watermark has passed its end, so the grouping into sensor
 scans does not depend on how the input was batched (live polls vs replay chunks). Inside a
 slice, each sensor's observations are one scan. Track maintenance (prune, merge) and the
-decisions on held crossings run on slice boundaries, i.e. on event time only.
+decisions on held crossings run on slice boundaries, i.e. on event time only; a crossing whose hold
+is already over is decided at the track update that completes it. `look_ahead` decides crossings
+that observations still held behind the watermark already show (a copy of the track's filter).
 """
 from __future__ import annotations
 
@@ -107,6 +109,49 @@ class FusionEngine:
                 return "class_used", []
         return "behind_track", []
 
+    def look_ahead(self, held: list[Any]) -> list[Incident]:
+        """Crossings decided on observations still waiting behind the watermark (`held`: the items the
+        reorder buffer holds, in event order), so that a well-observed target is called as soon as its own
+        sensors show it across, not a whole allowed lateness later. Only observations whose local id hints at
+        a confirmed track established on a side count, and only for tracks one of them puts on the other
+        side: the tracker's filter runs on a copy (Tracker.provisional) and the crossing is judged exactly
+        as on the tracker's own updates (CrossingDetector.look_ahead); the class hold applies as usual; the
+        tracker's own crossing of the track when the observations are processed is the same event."""
+        hinted: dict[str, list[Observation]] = {}
+        for item in held:
+            if isinstance(item, HotlistItem) or item.local_id is None or item.sensor_kind == "anpr":
+                continue
+            track_id = self.tracker.hinted_track(item)
+            if track_id is not None and self.crossings.pending_side(track_id) is not None:
+                hinted.setdefault(track_id, []).append(item)
+        if not hinted:
+            return []
+        ids = list(hinted)
+        last = [hinted[t][-1] for t in ids]
+        sides = self.geography.border_side(np.array([float(o.xy[0]) for o in last]),
+                                           np.array([float(o.xy[1]) for o in last])).tolist()
+        p, cfg = self.rules.crossing, self.rules.tracker
+        now_us = max(o.time_us for o in last)
+        crossing = {}
+        for track_id, side in zip(ids, sides):
+            track = self.tracker.get(track_id)
+            if side == self.crossings.pending_side(track_id) or track is None or not track.confirmed:
+                continue
+            if any(c.track_id == track_id for c in self._held) or any(
+                    r[4] == track_id and now_us - r[1] <= p.recross_s * 1e6 for r in self._raised):
+                continue
+            crossing[track_id] = hinted[track_id]
+        if not crossing:
+            return []
+        out = []
+        for cand in self.crossings.look_ahead(self.tracker.provisional(crossing)):
+            cls, settled = self.tracker.get(cand.track_id).class_state(cfg.settle_weight, cfg.settle_share)
+            waited = (now_us - cand.time_us) / 1e6
+            if (settled and waited >= p.class_min_hold_s) or waited >= p.class_max_hold_s:
+                self.stats["crossing_looked_ahead"] += 1
+                out += self._crossing_incident(cand, cls)
+        return out
+
     # --- slices ---
     def _run(self, upto_us: int) -> list[Incident]:
         out: list[Incident] = []
@@ -171,14 +216,21 @@ class FusionEngine:
             self._track_sources[u.track.id] = u.track.sources
         if self.collect_tracks:
             self._report(updates, classes)
-        self._held += self.crossings.observe(updates)
+        found = self.crossings.observe(updates)
+        self._held += found
         out = []
+        if found:
+            # decided at once when the evidence is complete (a confirmed track, its class settled or no
+            # hold to wait), not at the next maintenance tick: the track's own update is the moment
+            out += self._decide(max(u.time_us for u in updates), only_confirmed=True)
         if self.rules.loitering.enabled:
             for hit in self.loitering.observe(updates, classes):
                 out += self._loitering_incident(hit)
         return out
 
-    def _decide(self, now_us: int, final: bool = False) -> list[Incident]:
+    def _decide(self, now_us: int, final: bool = False, only_confirmed: bool = False) -> list[Incident]:
+        """Decide the held crossings whose hold is over at `now_us`; `only_confirmed`: a candidate of a track
+        not confirmed yet stays held (it may still be confirmed before its hold ends)."""
         p = self.rules.crossing
         keep, out = [], []
         for cand in self._held:
@@ -192,6 +244,9 @@ class FusionEngine:
                 confirmed = self._last_confirmed.get(cand.track_id, False)
             waited = (now_us - cand.time_us) / 1e6
             if not final and not ((settled and waited >= p.class_min_hold_s) or waited >= p.class_max_hold_s):
+                keep.append(cand)
+                continue
+            if not confirmed and only_confirmed and track is not None:
                 keep.append(cand)
                 continue
             if not confirmed:
@@ -305,10 +360,13 @@ class FusionEngine:
                 self.stats["hotlist_outside_sectors"] += 1
                 continue
             lon, lat = self._wgs84(x, y)
+            # The read holds only a pseudonym; the hit shows the hotlist entry's own plate (none once delisted).
+            plate = event.plate or None
             out.append(Incident(passage.incident_id, "hotlist_vehicle", sector, passage.first_us, lat, lon,
                                 passage.track_id, passage.sources, rule.severity,
-                                f"hotlisted vehicle {obs.country} {obs.plate} ({event.reason}) read {obs.direction}",
-                                cls="vehicle", plate=obs.plate, country=obs.country, seq=passage.seq))
+                                f"hotlisted vehicle {obs.country} {plate or '(delisted)'} ({event.reason}) "
+                                f"read {obs.direction}", cls="vehicle", plate=plate, country=obs.country,
+                                seq=passage.seq))
         return out
 
     def _track_at(self, obs: Observation) -> str | None:

@@ -1,8 +1,10 @@
 """The current hotlist and ANPR passages.
 
 The hotlist is kept from `shared.hotlist` updates (set, change, delete by null value), keyed
-`<country alpha-2>:<normalised plate>` exactly as the decoded ANPR reads are, so spellings
-("LU 14958", "lu-14958") and Vienna signs (D) already agree. A passage is the reads of one
+`<country alpha-2>:<plate pseudonym>` exactly as the decoded ANPR reads are (the same keyed HMAC of
+the normalised plate, borderfuse.privacy.plates), so spellings ("LU 14958", "lu-14958") and Vienna
+signs (D) already agree and a read is matched without its plate in clear. A hit's incident carries
+the hotlist entry's own plate. A passage is the reads of one
 plate, country and direction no more than `passage_window_s` apart: however many lane cameras
 on both sides read it, it is one incident; a later read updates that incident (same id, higher
 seq) only when it adds a sensor.
@@ -13,6 +15,7 @@ import attrs
 
 from borderfuse.fusion.rules import HotlistRule
 from borderfuse.sensors.base import Observation
+from borderfuse.sensors.validate import normalise_plate
 
 
 @attrs.define(slots=True)
@@ -33,6 +36,7 @@ class PassageEvent:
     read: Observation
     reason: str
     new: bool
+    plate: str = ""      # the hotlist entry's plate, normalised (the read itself holds only a pseudonym)
 
 
 class HotlistMatcher:
@@ -47,6 +51,15 @@ class HotlistMatcher:
             self.entries.pop(update.key, None)
         else:
             self.entries[update.key] = update.entry
+
+    def rekey(self, pseudonym) -> None:
+        """Key every entry again with `pseudonym(plate) -> str` (after a restore under a rotated plate key:
+        entries keep their listed plate, so they follow the new key). Open passages follow their entry;
+        a passage whose entry is gone (nothing to derive its new key from) ends."""
+        renamed = {key: f"{key.partition(':')[0]}:{pseudonym(entry.plate_as_listed)}"
+                   for key, entry in self.entries.items()}
+        self.entries = {renamed[key]: entry for key, entry in self.entries.items()}
+        self._open = {renamed[key]: passage for key, passage in self._open.items() if key in renamed}
 
     def read(self, obs: Observation, track_id: str | None) -> PassageEvent | None:
         """Judge one ANPR read; an event when it opens a passage or adds a sensor to one."""
@@ -64,7 +77,7 @@ class HotlistMatcher:
             passage = Passage(f"hotlist_vehicle-{key.replace(':', '-')}-{obs.time_us}", obs.time_us, obs.time_us,
                               obs.direction, {obs.sensor_id}, track_id)
             self._open[key] = passage
-            return PassageEvent(passage, obs, getattr(entry, "reason", ""), True)
+            return PassageEvent(passage, obs, getattr(entry, "reason", ""), True, _plate(entry))
         passage.last_us = max(passage.last_us, obs.time_us)
         if passage.track_id is None:
             passage.track_id = track_id
@@ -72,4 +85,8 @@ class HotlistMatcher:
             return None
         passage.sources.add(obs.sensor_id)
         passage.seq += 1
-        return PassageEvent(passage, obs, getattr(entry, "reason", ""), False)
+        return PassageEvent(passage, obs, getattr(entry, "reason", ""), False, _plate(entry))
+
+
+def _plate(entry) -> str:
+    return normalise_plate(getattr(entry, "plate_as_listed", "") or "")

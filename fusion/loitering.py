@@ -24,6 +24,7 @@ from borderfuse.fusion.tracker import TrackUpdate
 class _Dwell:
     samples: collections.deque = attrs.field(factory=collections.deque)   # (t_us, x, y, near)
     raised_center: tuple[float, float] | None = None
+    judged_oldest_us: int | None = None   # oldest sample of the window last judged (judge a window once)
 
 
 @attrs.frozen(slots=True)
@@ -33,6 +34,17 @@ class LoiterHit:
     x: float   # centre of the dwell circle
     y: float
     dwell_no: int
+
+
+def _window_oldest(samples, start_us: int) -> int | None:
+    """Time of the oldest sample of the dwell window from `start_us` (the last one at or before it),
+    None when the samples do not reach back to it."""
+    if not samples or samples[0][0] > start_us:
+        return None
+    i = 0
+    while i + 1 < len(samples) and samples[i + 1][0] <= start_us:
+        i += 1
+    return samples[i][0]
 
 
 class LoiteringDetector:
@@ -50,21 +62,39 @@ class LoiteringDetector:
         """`classes`: current class per track id; only tracks of the rule's classes are judged."""
         r = self.rule
         step = int(r.sample_s * 1e6)
-        ups = []
+        span, gap = int(r.duration_s * 1e6), int(r.max_gap_s * 1e6)
+        ups = []   # (update, sampled): between samples, an update only checks whether the dwell is complete
         for u in updates:
             if u.sigma_m > self.max_sigma or not u.track.confirmed:
                 continue
             st = self._state.get(u.track.id)
             if st is not None and st.samples and u.time_us - st.samples[-1][0] < step:
+                # the dwell is decided the moment it completes, not at the next sample: checked again
+                # only when the window changed since the last sample (it now covers `span`, or a sample left it)
+                if st.raised_center is None:
+                    oldest = _window_oldest(st.samples, u.time_us - span)
+                    if oldest is not None and oldest != st.judged_oldest_us:
+                        ups.append((u, False))
                 continue
-            ups.append(u)
+            ups.append((u, True))
         if not ups:
             return []
-        near = self.geography.distance_to_border(np.array([u.x for u in ups]), np.array([u.y for u in ups]))
+        near = self.geography.distance_to_border(np.array([u.x for u, _ in ups]), np.array([u.y for u, _ in ups]))
         hits = []
-        span, gap = int(r.duration_s * 1e6), int(r.max_gap_s * 1e6)
-        for u, d in zip(ups, near.tolist()):
+        for (u, sampled), d in zip(ups, near.tolist()):
             st = self._state.setdefault(u.track.id, _Dwell())
+            if not sampled:
+                oldest = _window_oldest(st.samples, u.time_us - span)
+                if st.raised_center is not None or oldest is None or oldest == st.judged_oldest_us:
+                    continue
+                st.judged_oldest_us = oldest
+                if classes.get(u.track.id, "unknown") not in r.classes or d > r.border_distance_m:
+                    continue
+                hit = self._dwell_complete(u, st, list(st.samples) + [(u.time_us, u.x, u.y, True)], span)
+                if hit is not None:
+                    st.samples.append((u.time_us, u.x, u.y, True))
+                    hits.append(hit)
+                continue
             s = st.samples
             if s and u.time_us - s[-1][0] > gap:
                 s.clear()
@@ -79,16 +109,29 @@ class LoiteringDetector:
                 continue
             while len(s) > 1 and s[1][0] <= u.time_us - span:
                 s.popleft()
-            if s[0][0] > u.time_us - span or classes.get(u.track.id, "unknown") not in r.classes:
+            if s[0][0] > u.time_us - span:
                 continue
-            pts = np.array(s, dtype=float)
-            if not pts[:, 3].all():
+            st.judged_oldest_us = s[0][0]
+            if classes.get(u.track.id, "unknown") not in r.classes:
                 continue
-            cx = 0.5 * (pts[:, 1].min() + pts[:, 1].max())
-            cy = 0.5 * (pts[:, 2].min() + pts[:, 2].max())
-            net = np.hypot(pts[-1, 1] - pts[0, 1], pts[-1, 2] - pts[0, 2])
-            if np.hypot(pts[:, 1] - cx, pts[:, 2] - cy).max() <= r.radius_m and net <= r.max_net_displacement_m:
-                st.raised_center = (float(cx), float(cy))
-                self._count[u.track.id] += 1
-                hits.append(LoiterHit(u.track.id, u.time_us, float(cx), float(cy), self._count[u.track.id]))
+            hit = self._dwell_complete(u, st, s, span)
+            if hit is not None:
+                hits.append(hit)
         return hits
+
+    def _dwell_complete(self, u: TrackUpdate, st: _Dwell, samples, span: int) -> LoiterHit | None:
+        """The hit when `samples` (the last one is `u`) make a complete dwell: the window since
+        u.time - span all near the border, inside the circle, lingering; the dwell is then raised."""
+        r = self.rule
+        pts = np.array(samples, dtype=float)
+        pts = pts[max(0, int(np.searchsorted(pts[:, 0], u.time_us - span, side="right")) - 1):]
+        if not pts[:, 3].all():
+            return None
+        cx = 0.5 * (pts[:, 1].min() + pts[:, 1].max())
+        cy = 0.5 * (pts[:, 2].min() + pts[:, 2].max())
+        net = np.hypot(pts[-1, 1] - pts[0, 1], pts[-1, 2] - pts[0, 2])
+        if np.hypot(pts[:, 1] - cx, pts[:, 2] - cy).max() > r.radius_m or net > r.max_net_displacement_m:
+            return None
+        st.raised_center = (float(cx), float(cy))
+        self._count[u.track.id] += 1
+        return LoiterHit(u.track.id, u.time_us, float(cx), float(cy), self._count[u.track.id])

@@ -7,6 +7,11 @@ Here every source (topic, partition) has its own newest event time; the watermar
 minimum over the *active* sources minus the allowed lateness, so a source that is behind holds
 the others back and live and replay release the same observations in the same order.
 
+Transport bound: a record arrives at most `lateness` after its event time (the ICD's delivery
+delays), so the watermark is never behind the newest arrival pushed minus `lateness`, whatever the
+per-source rule below says: a sparse source (ANPR, UAV, a camera with nothing in view) or a silent
+one does not hold the others back, and the watermark trails the input by the transport delay alone.
+
 Idle sources are judged on arrival time (the records' broker timestamps), never on the wall
 clock: a source with nothing in flight, i.e. none of whose records arrived within `idle_arrival_s`
 of the newest arrival of any source, is ignored (sparse feeds such as ANPR or a camera with nothing
@@ -94,12 +99,23 @@ class ReorderBuffer:
         else:
             newest = max(self._newest.values())
             active = [t for t in self._newest.values() if newest - t <= self.idle_us]
-        if not active:
+        candidate = min(active) - self.lateness_us if active else None
+        if self._newest_arrival is not None:
+            # Transport bound: a record arrives at most `lateness` after its event time (the ICD's
+            # delivery delays), so once a record arrived at A, every source's data up to A - lateness is
+            # in, whether or not the source has sent anything lately (sparse or silent sources then
+            # hold nothing back). What arrives later than that is late, as under the event-time rule.
+            by_arrival = self._newest_arrival * 1000 - self.lateness_us
+            candidate = by_arrival if candidate is None else max(candidate, by_arrival)
+        if candidate is None:
             return self.watermark_us
-        candidate = min(active) - self.lateness_us
         if self.watermark_us is None or candidate > self.watermark_us:
             return candidate
         return self.watermark_us
+
+    def held(self) -> list[Any]:
+        """The items still held (not released), in (time, key) order; they stay held."""
+        return [entry[3] for entry in sorted(self._heap, key=lambda e: e[:3])]
 
     def release(self) -> list[Any]:
         """Items at or before the watermark, in (time, key) order."""

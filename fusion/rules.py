@@ -48,8 +48,8 @@ class CrossingParams:
 
     side_margin_m: float = attrs.field(default=5.0, validator=_non_negative)        # least distance from the line to count a side
     # The track counts on a side only when it is there with this probability, judged from its own position
-    # uncertainty: distance >= z * sigma across the line (z = 1.64 for 0.95). Well-located tracks are called in seconds.
-    side_probability: float = attrs.field(default=0.95, validator=attrs.validators.and_(
+    # uncertainty: distance >= z * sigma across the line (z = 1.28 for 0.9). Well-located tracks are called in seconds.
+    side_probability: float = attrs.field(default=0.9, validator=attrs.validators.and_(
         attrs.validators.gt(0.5), attrs.validators.lt(1.0)))
     max_position_sigma_m: float = attrs.field(default=50.0, validator=_positive)    # ignore positions less certain than this
     class_min_hold_s: float = attrs.field(default=0.0, validator=_non_negative)     # wait at least this for class evidence

@@ -150,6 +150,33 @@ class Tracker:
             track.class_weight[CLASS_INDEX[o.cls]] += 1.0 if o.confidence is None else o.confidence
             track.sources.add(o.sensor_id)
 
+    def provisional(self, hinted: dict[str, list[Observation]]) -> list[TrackUpdate]:
+        """What observations not processed yet would make of the tracks their local ids hint at: per track
+        (id -> its observations in event order), the filter is run on a copy of its state, an observation
+        outside the hinted gate is skipped; one update per observation used. The tracker is unchanged."""
+        cfg = self.config
+        out = []
+        for track_id, obs in hinted.items():
+            i = self._index.get(track_id)
+            if i is None:
+                continue
+            x, P, t = self.x[i:i + 1], self.P[i:i + 1], int(self.t_us[i])
+            for o in obs:
+                if o.time_us < t:
+                    continue
+                xp, Pp = kalman.predict(x, P, np.array([(o.time_us - t) / 1e6]), cfg.process_noise)
+                z, R = np.asarray(o.xy, float)[None], np.asarray(o.cov, float)[None]
+                d2, _ = kalman.gating_costs(xp, Pp, z, R)
+                if float(np.ravel(d2)[0]) > cfg.gate_d2 * cfg.hint_gate_factor:
+                    continue
+                x, P = kalman.update(xp, Pp, z, R)
+                t = o.time_us
+                a, b, d = float(P[0, 0, 0]), float(P[0, 0, 1]), float(P[0, 1, 1])
+                worst = float(np.sqrt(max(0.0, 0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + b * b))))
+                out.append(TrackUpdate(self.tracks[i], t, float(x[0, 0]), float(x[0, 1]), float(x[0, 2]),
+                                       float(x[0, 3]), worst, (a, b, d)))
+        return out
+
     def positions_at(self, time_us: int) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (x, y) of every track at `time_us` (no covariance): for attaching ANPR reads."""
         dt = np.maximum(0.0, (time_us - self.t_us) / 1e6)

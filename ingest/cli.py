@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from borderfuse.ingest.settings import SettingsError, load_settings
+from borderfuse.privacy.plates import PlateKeyError
 
 # Command name -> the module that registers it; order here is the order in --help.
 COMMANDS = {
@@ -63,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except PlateKeyError as exc:   # any command that meets plates: missing/unreadable/short key, one line
+        print(f"borderfuse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:   # e.g. kafka_security.CredentialsError: no password for the principal
+        print(f"borderfuse {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("borderfuse: interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,7 @@ MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 OPTIONAL_EXTRAS = ("class", "plate", "country")
+PLATE_INCIDENT_TYPE = "hotlist_vehicle"   # the one incident type that may carry a plate in clear
 
 INCIDENT_SCHEMA = fastavro.parse_schema(json.loads(SCHEMA_FILE.read_text()))
 V1_SCHEMA = fastavro.parse_schema(json.loads(V1_SCHEMA_FILE.read_text()))
@@ -65,7 +66,13 @@ def _time_us_of(incident: Mapping[str, Any]) -> int:
 
 
 def to_avro_record(incident: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-form incident as the Avro record (time as timestamp-micros int)."""
+    """The JSON-form incident as the Avro record (time as timestamp-micros int).
+
+    Only a hotlist hit may carry a plate (the hit is the lawful reason to show it): any other type
+    with a `plate` is refused here, at the last point before the wire (docs/operations.md)."""
+    if incident.get("plate") is not None and incident.get("type") != PLATE_INCIDENT_TYPE:
+        raise IncidentCodecError(f"incident {incident.get('incident_id')!r} of type {incident.get('type')!r} "
+                                 f"carries a plate: only {PLATE_INCIDENT_TYPE} incidents may")
     try:
         return {
             "incident_id": str(incident["incident_id"]),

@@ -12,19 +12,20 @@ class FeedError(RuntimeError):
     """The incident topics could not be read to their end in time."""
 
 
-def _consumer(bootstrap: str, client_id: str):
+def _consumer(bootstrap: str, client_id: str, security: dict | None = None):
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
-                         isolation_level="read_committed", enable_auto_commit=False)
+                         isolation_level="read_committed", enable_auto_commit=False, **(security or {}))
 
 
 def read_topics(bootstrap: str, topics: Iterable[str], timeout_s: float = 60.0,
-                client_id: str = "borderfuse-reader") -> list:
-    """Every committed record of `topics` (all partitions), from the beginning to the current end."""
+                client_id: str = "borderfuse-reader", security: dict | None = None) -> list:
+    """Every committed record of `topics` (all partitions), from the beginning to the current end
+    (`security`: kafka_security.client_config of the principal reading)."""
     from kafka import TopicPartition
 
-    consumer = _consumer(bootstrap, client_id)
+    consumer = _consumer(bootstrap, client_id, security)
     try:
         tps = [TopicPartition(t, p) for t in sorted(set(topics)) for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
@@ -42,18 +43,19 @@ def read_topics(bootstrap: str, topics: Iterable[str], timeout_s: float = 60.0,
         consumer.close()
 
 
-def read_incidents(bootstrap: str, topics: Iterable[str], timeout_s: float = 60.0) -> list[dict]:
+def read_incidents(bootstrap: str, topics: Iterable[str], timeout_s: float = 60.0,
+                   security: dict | None = None) -> list[dict]:
     """Every committed incident on `topics`, decoded (plus `_topic`, `_key`)."""
     return [{**decode_incident(r.value), "_topic": r.topic, "_key": r.key}
-            for r in read_topics(bootstrap, topics, timeout_s)]
+            for r in read_topics(bootstrap, topics, timeout_s, security=security)]
 
 
 def follow_incidents(bootstrap: str, topics: Iterable[str], should_stop, on_error=None,
-                     client_id: str = "borderfuse-feed") -> Iterator[dict]:
+                     client_id: str = "borderfuse-feed", security: dict | None = None) -> Iterator[dict]:
     """Committed incidents as they are published (from the beginning), until `should_stop()`."""
     from kafka import TopicPartition
 
-    consumer = _consumer(bootstrap, client_id)
+    consumer = _consumer(bootstrap, client_id, security)
     try:
         tps = [TopicPartition(t, p) for t in sorted(set(topics)) for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
@@ -70,7 +72,7 @@ def follow_incidents(bootstrap: str, topics: Iterable[str], should_stop, on_erro
         consumer.close()
 
 
-def committed_total(bootstrap: str, group_id: str, timeout_s: float = 30.0) -> int:
+def committed_total(bootstrap: str, group_id: str, timeout_s: float = 30.0, security: dict | None = None) -> int:
     """Sum of the group's committed offsets over all partitions (0 when it has none). Retries the
     retriable errors of a broker that is just coming back (e.g. NOT_COORDINATOR)."""
     from kafka import KafkaAdminClient
@@ -80,7 +82,7 @@ def committed_total(bootstrap: str, group_id: str, timeout_s: float = 30.0) -> i
     while True:
         admin = None
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="borderfuse-progress")
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="borderfuse-progress", **(security or {}))
             offsets = admin.list_group_offsets({group_id: None}).get(group_id, {})
             return sum(o.offset for o in offsets.values() if o.offset >= 0)
         except KafkaError as exc:

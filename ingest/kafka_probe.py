@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Mapping
 
 LOOPBACK = "127.0.0.1"
 
@@ -22,8 +23,9 @@ def reachable(bootstrap: str, timeout_s: float = 0.5) -> bool:
     return False
 
 
-def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request and lists itself."""
+def answers_metadata(bootstrap: str, timeout_s: float = 2.0, security: Mapping | None = None) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request and lists itself (`security`: the
+    kafka_security.client_config of the principal asking; a refused login counts as no answer)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -32,7 +34,8 @@ def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
     admin = None
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 bootstrap_timeout_ms=int(timeout_s * 1000), client_id="borderfuse-probe")
+                                 bootstrap_timeout_ms=int(timeout_s * 1000), client_id="borderfuse-probe",
+                                 **(security or {}))
         admin.list_topics()
         return bool(admin.describe_cluster().get("brokers"))
     except (KafkaError, OSError, ValueError):

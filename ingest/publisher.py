@@ -2,6 +2,7 @@
 consumed offsets go out in one Kafka transaction (see docs/delivery.md)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kafka import KafkaProducer
@@ -9,6 +10,10 @@ from kafka.errors import KafkaError
 
 # Snapshots can be a few MB; the state topic allows 64 MB per record (state_store.STATE_TOPIC_CONFIG).
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# kafka-python backs off reconnecting up to 30 s by default: after an outage of that order the service
+# found the returned broker up to 30 s late (recovery 10-64 s). One second keeps recovery prompt.
+RECONNECT_BACKOFF_MAX_MS = 1000
+POLL_STEP_MS = 200   # how often a transactional wait looks for a reason to give up early
 
 
 class PublishError(RuntimeError):
@@ -43,7 +48,7 @@ class TransactionalPublisher:
     (a killed service's open transaction is aborted by the restarted one's init_transactions)."""
 
     def __init__(self, bootstrap: str, transactional_id: str, client_id: str, max_block_ms: int = 30000,
-                 transaction_timeout_ms: int = 60000, step_timeout_s: float = 45.0):
+                 transaction_timeout_ms: int = 60000, step_timeout_s: float = 45.0, security: dict | None = None):
         self.transactional_id = transactional_id
         self.step_timeout_s = step_timeout_s
         self._producer = KafkaProducer(
@@ -52,7 +57,8 @@ class TransactionalPublisher:
             max_request_size=MAX_REQUEST_BYTES, transaction_timeout_ms=transaction_timeout_ms,
             # The producer retries within delivery_timeout; past it the service rolls back and starts over,
     # which is cheaper than waiting on a batch kafka-python may not resend after a broker restart.
-            retry_backoff_ms=200, request_timeout_ms=5000, delivery_timeout_ms=12000)
+            retry_backoff_ms=200, request_timeout_ms=5000, delivery_timeout_ms=12000,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **(security or {}))
         self.in_transaction = False
         self._pending: list[Any] = []
         self._epoch = None  # the producer id and epoch the open transaction began under
@@ -126,9 +132,22 @@ class TransactionalPublisher:
         return sent
 
     def _await(self, result, what: str) -> None:
+        """Wait for a transactional step, but no longer than the transaction is known to be doomed: a
+        record whose delivery failed (a batch expired across a broker restart) or an error state of the
+        transaction manager ends the wait at once. Waiting out the step timeout there cost up to 45 s of
+        recovery (kafka-python's request for the step may never complete after such an error)."""
         self._producer._sender.wakeup()
-        if not result.wait(timeout_ms=int(self.step_timeout_s * 1000)):
-            raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s", "timeout")
+        deadline = time.monotonic() + self.step_timeout_s
+        while not result.wait(timeout_ms=POLL_STEP_MS):
+            failed = next((f for f in self._pending if f.is_done and f.failed()), None)
+            if failed is not None:
+                raise PublishError(f"{what}: a record of the transaction was not acknowledged: {failed.exception!r}",
+                                   "not_acknowledged")
+            manager = self._producer._transaction_manager
+            if manager.has_error():
+                raise PublishError(f"{what}: the transaction failed: {manager.last_error!r}", "transaction_error")
+            if time.monotonic() > deadline:
+                raise PublishError(f"{what} did not complete within {self.step_timeout_s:.0f} s", "timeout")
 
     def abort(self) -> None:
         """Abort the open transaction if the producer still can (bounded wait); failing here is

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import tomllib
 from typing import Any
 
 import attrs
 
 from borderfuse.fusion.rules import RuleSet, RulesError, rules_from_mapping
+# the audit record format lives in ingest/audit.py; re-exported for the service and older imports
+from borderfuse.ingest.audit import AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, audit_record  # noqa: F401
 
 RULES_TOPIC = "borderfuse.rules"
-AUDIT_TOPIC = "borderfuse.audit"
 RULES_TOPIC_CONFIG = {"cleanup.policy": "compact"}
-AUDIT_TOPIC_CONFIG = {"retention.ms": str(400 * 24 * 3600 * 1000)}  # audit trails outlive the data they describe
 
 
 class RulesRecordError(ValueError):
@@ -84,10 +83,3 @@ def changed_keys(old: RuleSet | None, new: RuleSet) -> list[dict[str, Any]]:
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
-
-
-def audit_record(what: str, who: str, *, service: str, details: dict[str, Any], where_from: str = "") -> bytes:
-    """One audit record: who, what, when, from where, and the details of the change."""
-    return json.dumps({"schema": "borderfuse.audit/1", "what": what, "who": who, "when": time.time(),
-                       "service": service, "from": where_from, **details}, separators=(",", ":"),
-                      default=str).encode()

@@ -21,13 +21,16 @@ from kafka.errors import KafkaError
 from borderfuse.fusion.rules import RulesError
 from borderfuse.ingest.arrival_merge import ArrivalMerge
 from borderfuse.ingest.incident_codec import encode_incident
-from borderfuse.ingest.publisher import PublishError, TransactionalPublisher
+from borderfuse.ingest.kafka_security import client_config
+from borderfuse.ingest.publisher import RECONNECT_BACKOFF_MAX_MS, PublishError, TransactionalPublisher
 from borderfuse.ingest.rules_control import (AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, RULES_TOPIC, RULES_TOPIC_CONFIG,
                                              RulesRecord, RulesRecordError, audit_record, changed_keys,
                                              parse_rules_text, rules_version)
 from borderfuse.ingest.settings import Settings
-from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, encode_snapshot,
-                                read_latest_snapshot)
+from borderfuse.ingest.state_envelope import StateFormatError
+from borderfuse.ingest.state_rebuild import rebuild_to_committed
+from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, SnapshotRefused,
+                                           encode_snapshot, read_latest_snapshot)
 from borderfuse.ingest.track_feed import TrackFeed
 from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
     icd_topics, sector_topics
@@ -117,10 +120,11 @@ class FusionService:
 
     def check_broker(self) -> None:
         """Raise ServiceError (one line) unless the broker answers within startup_timeout_s."""
-        from borderfuse.ingest.kafka_probe import answers_metadata
+        from borderfuse.ingest.kafka_probe import answers_metadata, reachable
 
         deadline = time.monotonic() + self.settings.service.startup_timeout_s
-        while not answers_metadata(self.bootstrap, timeout_s=3.0):
+        while not (reachable(self.bootstrap) and  # no broker: say that, before anything about credentials
+                   answers_metadata(self.bootstrap, timeout_s=3.0, security=client_config(self.settings.kafka))):
             if time.monotonic() > deadline:
                 raise ServiceError(f"cannot reach Kafka at {self.bootstrap} (kafka.bootstrap_servers) within "
                                    f"{self.settings.service.startup_timeout_s:.0f} s: is the broker running? "
@@ -179,7 +183,7 @@ class FusionService:
         specs.append(TopicSpec(self.state_topic, 1, tuple(STATE_TOPIC_CONFIG.items())))
         specs.append(TopicSpec(self.rules_topic, 1, tuple(RULES_TOPIC_CONFIG.items())))
         specs.append(TopicSpec(self.audit_topic, 1, tuple(AUDIT_TOPIC_CONFIG.items())))
-        ensure_topics(self.bootstrap, specs)
+        ensure_topics(self.bootstrap, specs, security=client_config(self.settings.kafka))
         outputs = {self.prefix + dlq_topic(t) for t in (*INPUT_TOPICS, HOTLIST_TOPIC)} | set(self.sector_topic.values())
         missing = outputs - {s.name for s in specs}
         if missing:
@@ -189,13 +193,19 @@ class FusionService:
         """Fence, restore the latest committed snapshot, seek: the one way in, at start and after errors."""
         self._close()
         kafka = self.settings.kafka
-        self._producer = TransactionalPublisher(self.bootstrap, self.transactional_id, kafka.client_id)
+        security = client_config(kafka)  # the service's principal (kafka.username), see docs/operations.md
+        self._producer = TransactionalPublisher(self.bootstrap, self.transactional_id, kafka.client_id, security=security)
         self._producer.init()
         log.debug("service: producer %s initialised", self.transactional_id)
-        snapshot = read_latest_snapshot(self.bootstrap, self.state_topic, self.state_key)
-        pipeline = self.pipeline_factory(self.settings)
+        try:
+            snapshot = read_latest_snapshot(self.bootstrap, self.state_topic, self.state_key, security=security)
+            pipeline = self.pipeline_factory(self.settings)
+            if snapshot is not None:
+                pipeline.restore(snapshot.pipeline_state)
+        except (SnapshotRefused, StateFormatError) as exc:   # never retried: rebuilt from the topics below
+            log.error("service: latest snapshot refused, rebuilding the state from the topics: %s", exc)
+            snapshot, pipeline = None, self.pipeline_factory(self.settings)
         if snapshot is not None:
-            pipeline.restore(snapshot.pipeline_state)
             if snapshot.rules_toml:   # the rules in force when it was taken (applied live)
                 pipeline.set_rules(parse_rules_text(snapshot.rules_toml, f"rules {snapshot.rules_version} of the snapshot"))
             self.rules_toml, self.rules_version = snapshot.rules_toml, snapshot.rules_version
@@ -211,7 +221,8 @@ class FusionService:
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id=kafka.client_id, group_id=kafka.group_id,
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
-            max_poll_records=kafka.poll_max_records, max_partition_fetch_bytes=256 * 1024)
+            max_poll_records=kafka.poll_max_records, max_partition_fetch_bytes=256 * 1024,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **security)
         tps = []
         for topic in self.input_topics:
             partitions = self._consumer.partitions_for_topic(topic)
@@ -221,6 +232,10 @@ class FusionService:
         # Manual assignment: fusion needs every input in one process (see docs/delivery.md).
         self._consumer.assign(tps)
         offsets = snapshot.offsets if snapshot is not None else {}
+        if snapshot is None:   # no usable snapshot: replay what the group committed, unpublished (docs/delivery.md)
+            rebuilt = rebuild_to_committed(self._consumer, tps, pipeline, self.prefix, kafka.poll_max_records,
+                                           bootstrap=self.bootstrap, security=security)
+            offsets, self.records_processed = rebuilt.offsets, rebuilt.records
         for tp in tps:
             if (tp.topic, tp.partition) in offsets:
                 self._consumer.seek(tp, offsets[(tp.topic, tp.partition)])
@@ -229,20 +244,26 @@ class FusionService:
         rules_tp = TopicPartition(self.rules_topic, 0)
         self._rules_consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id=f"{kafka.client_id}-rules", group_id=None,
-            enable_auto_commit=False, isolation_level="read_committed")
+            enable_auto_commit=False, isolation_level="read_committed",
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **security)
         self._rules_consumer.assign([rules_tp])
         if (self.rules_topic, 0) in offsets:
             self._rules_consumer.seek(rules_tp, offsets[(self.rules_topic, 0)])
         else:
             self._rules_consumer.seek_to_beginning(rules_tp)
-        where = f"snapshot #{snapshot.sequence}, {snapshot.records_processed} records" if snapshot else "the beginning"
+        where = (f"snapshot #{snapshot.sequence}, {snapshot.records_processed} records" if snapshot else
+                 "the group's committed offsets (state rebuilt)" if offsets else "the beginning")
         log.info("service: consuming %d partitions from %s", len(tps), where)
         return pipeline, dict(offsets), tps
 
-    def _close(self) -> None:
+    def _close(self, failed: bool = False) -> None:
+        """`failed`: after an error, drop the producer at once. Aborting would wait for a coordinator
+        that may be gone (up to the step timeout: recoveries of 35 s were seen); the next producer's
+        init_transactions fences this one and aborts its open transaction anyway (KIP-98)."""
         if self._producer is not None:
-            self._producer.abort()
-            self._producer.close()
+            if not failed:
+                self._producer.abort()
+            self._producer.close(timeout_s=0.0 if failed else 5.0)
             self._producer = None
         if self._rules_consumer is not None:
             try:
@@ -268,6 +289,8 @@ class FusionService:
             self.ensure_topics()
         except TopicsError as exc:
             raise ServiceError(str(exc)) from exc
+        from borderfuse.ingest.audit import audit_service_start
+        audit_service_start(self.settings, self.transactional_id, bootstrap=self.bootstrap)  # who runs, as whom
         backoff, committed_at_failure = 0.5, -1
         try:
             while not stop.is_set():
@@ -293,7 +316,7 @@ class FusionService:
                     committed_at_failure = self.committed_transactions
                     log.warning("service: rolled back to the last committed snapshot (%s: %s); retrying in %.1f s",
                                 reason, exc, backoff)
-                    self._close()
+                    self._close(failed=True)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, self.settings.service.retry_backoff_max_s)
             return 0
@@ -322,10 +345,15 @@ class FusionService:
                     merge.add(RawRecord(topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in batch)
                     if self.metrics is not None:
                         self.metrics.consumed(topic, len(batch))
-                if now - last_lag_s >= LAG_INTERVAL_S:
+                lagging = self._lagging(consumer, tps, ends)
+                if now - last_lag_s >= LAG_INTERVAL_S or (polled and len(lagging) < len(tps)):
+                    # kafka-python learns a partition's high watermark only when a poll hands out that
+                    # partition's share of a fetch, so one that looks caught up may already hold records
+                    # older than those just polled (seen: 10-86 s older in a burst, processed late and
+                    # unlike replay). Its end offset, asked after this poll, says so.
                     ends = self._update_lag(consumer, tps)
                     last_lag_s = now
-                lagging = self._lagging(consumer, tps, ends)
+                    lagging = self._lagging(consumer, tps, ends)
                 # Bounded batches keep the commit cadence.
                 released = merge.release(lagging, now, limit=kafka.poll_max_records)
                 # Poll again only while the merge is short of work or blocked (bounds its memory).
@@ -359,8 +387,10 @@ class FusionService:
                     self._apply_rules(records, pipeline, producer)
                     next_offsets[(self.rules_topic, 0)] = records[-1].offset + 1
                     pending.flushed = True   # commit the switch (snapshot with the rules, audit) now
+            # An alarm does not wait for the transaction interval: the patrol centre sees it once it commits.
             due = (pending.records or pending.flushed) and (stopping or pending.records >= svc.transaction_max_records
-                                       or time.monotonic() - pending.opened_s >= interval_s or pending.flushed)
+                                       or time.monotonic() - pending.opened_s >= interval_s or pending.flushed
+                                       or bool(pending.incidents))
             if due:
                 self._commit(pipeline, producer, consumer, next_offsets, pending)
                 pending = _Pending(opened_s=time.monotonic())

@@ -17,6 +17,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GEO_DIR = PACKAGE_ROOT / "geo" / "data"
 DEFAULT_SCHEMAS_DIR = PACKAGE_ROOT / "sensors" / "schemas"
 DEFAULT_RULES_FILE = PACKAGE_ROOT / "fusion" / "rules.toml"
+# Outside the work tree, never committed: `[principals.<name>] password = "..."` (see ingest/kafka_security.py).
+DEFAULT_CREDENTIALS_FILE = Path.home() / ".config" / "borderfuse" / "dev-credentials.toml"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 ENV_PREFIX = "BORDERFUSE_"
 
 
@@ -27,6 +31,13 @@ class SettingsError(ValueError):
 def _positive(instance, attribute, value):
     if value <= 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _one_of(choices):
+    def check(instance, attribute, value):
+        if value not in choices:
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}")
+    return check
 
 
 def _port(instance, attribute, value):
@@ -41,6 +52,16 @@ class KafkaSettings:
     client_id: str = "borderfuse"
     poll_max_records: int = attrs.field(default=2000, validator=_positive)
     poll_timeout_ms: int = attrs.field(default=200, validator=_positive)
+    # How clients authenticate (ingest/kafka_security.client_config): the dev broker's default listener is
+    # SASL_PLAINTEXT with SCRAM-SHA-512; deployments use SASL_SSL (compose/); PLAINTEXT only for a broker
+    # started with broker.authentication = false.
+    security_protocol: str = attrs.field(default="SASL_PLAINTEXT", validator=_one_of(SECURITY_PROTOCOLS))
+    sasl_mechanism: str = attrs.field(default="SCRAM-SHA-512", validator=_one_of(SASL_MECHANISMS))
+    # The principal this process runs as unless a command says otherwise (`borderfuse run`: the service).
+    username: str = attrs.field(default="borderfuse", validator=attrs.validators.min_len(1))
+    credentials_file: Path = attrs.field(default=DEFAULT_CREDENTIALS_FILE, converter=Path)
+    # SASL_SSL only: the CA that signed the brokers' certificates ("" = the system's trust store).
+    ssl_cafile: str = ""
 
 
 @attrs.frozen(slots=True)
@@ -52,6 +73,10 @@ class BrokerSettings:
     state_dir: Path = attrs.field(default=Path.home() / ".local" / "state" / "borderfuse" / "broker", converter=Path)
     port: int = attrs.field(default=9092, validator=_port)
     heap_mb: int = attrs.field(default=512, validator=_positive)
+    # SASL/SCRAM-SHA-512 listener + StandardAuthorizer ACLs (true), or a plain unauthenticated listener
+    # (false: only for comparisons such as benchmarks/bench_service.py; clients then need
+    # kafka.security_protocol = "PLAINTEXT").
+    authentication: bool = True
 
 
 @attrs.frozen(slots=True)
@@ -65,10 +90,10 @@ class IcdSettings:
 @attrs.frozen(slots=True)
 class FusionSettings:
     rules_file: Path = attrs.field(default=DEFAULT_RULES_FILE, converter=Path)
-    # Records up to this much behind the newest of the active sources are still fused in event order (the
-    # ICD's transport adds up to 2.5 s); later ones (the ICD's ~1 % up to 10 s late) still update tracks
+    # Records arriving up to this much after their event time are fused in event order (the watermark is
+    # the newest arrival minus this; the ICD's transport adds up to 2.5 s); later ones (the ICD's ~1 % up to 10 s late) still update tracks
     # and incidents where sound (FusionEngine.late). Decisions wait this long, so keep it small.
-    allowed_lateness_s: float = attrs.field(default=3.0, validator=_positive)
+    allowed_lateness_s: float = attrs.field(default=2.5, validator=_positive)
     duplicate_window_s: float = attrs.field(default=60.0, validator=_positive)
 
 
@@ -86,6 +111,33 @@ class ConsoleSettings:
     port: int = attrs.field(default=8800, validator=_port)
     # Raster tile URL template ({z}/{x}/{y}) for deployments that have a tile server; "" = vector layers only.
     basemap_url: str = ""
+    # Who may log in: "users-file" (development: users_file, argon2-hashed passwords, each user with the
+    # sectors of its centre) or "oidc" (deployment: an OpenID Connect provider whose ID token carries the
+    # user's sectors in oidc_sectors_claim; the flow is not implemented in this build: the console refuses it).
+    auth: str = attrs.field(default="users-file", validator=_one_of(("users-file", "oidc")))
+    users_file: Path = attrs.field(default=Path.home() / ".config" / "borderfuse" / "console-users.toml",
+                                   converter=Path)
+    # Key that signs the session cookies (made, mode 600, when missing); a new key logs everybody out.
+    session_secret_file: Path = attrs.field(default=Path.home() / ".config" / "borderfuse" / "console-session.key",
+                                            converter=Path)
+    session_max_age_s: int = attrs.field(default=12 * 3600, validator=_positive)   # one shift
+    # Send the session cookie over HTTPS only: set true wherever the console is served behind TLS.
+    secure_cookie: bool = False
+    # Sectors this console serves, comma-separated ("" = every sector of the sectors file); it reads each
+    # one's topics as Kafka principal centre-<sector>.
+    sectors: str = ""
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret_file: str = ""
+    oidc_sectors_claim: str = "sectors"
+
+    def __attrs_post_init__(self):
+        if self.auth == "oidc":
+            if not self.oidc_issuer.startswith("https://"):
+                raise ValueError(f"oidc_issuer must be an https:// URL when auth = \"oidc\", got {self.oidc_issuer!r}")
+            for name in ("oidc_client_id", "oidc_client_secret_file", "oidc_sectors_claim"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name} is required when auth = \"oidc\"")
 
 
 @attrs.frozen(slots=True)
@@ -108,6 +160,16 @@ class ServiceSettings:
 
 
 @attrs.frozen(slots=True)
+class PrivacySettings:
+    """Plates leave the service only as keyed pseudonyms (borderfuse.privacy.plates, docs/operations.md)."""
+
+    # Hex key (>= 32 bytes), mode 600, outside the work tree; made on first use only at this default path.
+    plate_key_file: Path = attrs.field(default=Path.home() / ".config" / "borderfuse" / "plate-key", converter=Path)
+    # Written into every pseudonym ("<id>:<hex>"): a new key gets a new id, so old and new never look alike.
+    plate_key_id: str = "dev1"
+
+
+@attrs.frozen(slots=True)
 class Settings:
     kafka: KafkaSettings = KafkaSettings()
     broker: BrokerSettings = BrokerSettings()
@@ -116,6 +178,7 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     service: ServiceSettings = ServiceSettings()
     console: ConsoleSettings = ConsoleSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
 
 # Derived from Settings itself, so a new section cannot be forgotten here.
@@ -129,6 +192,14 @@ def _coerce(section: str, name: str, raw: Any, target_type: Any) -> Any:
             return int(raw)
         if type_name == "float":
             return float(raw)
+        if type_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "1", "yes"):
+                return True
+            if str(raw).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
         if type_name == "Path":
             return Path(raw).expanduser()
         return str(raw)

@@ -11,7 +11,7 @@ from borderfuse.ingest.kafka_probe import reachable
 from borderfuse.sensors.topics import (  # noqa: F401  (re-exported for the Kafka side)
     DLQ_SUFFIX, HOTLIST_TOPIC, INCIDENT_TOPIC_PREFIX, INPUT_TOPICS, dlq_topic,
 )
-from borderfuse.ingest.track_feed import ACTIONS_TOPIC, TRACK_RETENTION_MS, TRACK_SEGMENT_MS, track_topic
+from borderfuse.ingest.track_feed import TRACK_RETENTION_MS, TRACK_SEGMENT_MS, actions_topic, track_topic
 
 
 class TopicsError(RuntimeError):
@@ -60,11 +60,27 @@ def icd_topics(geo_dir: Path, partitions: int = 1, prefix: str = "") -> list[Top
     specs += [TopicSpec(prefix + track_topic(sector), partitions, (("retention.ms", str(TRACK_RETENTION_MS)),
                                                                    ("segment.ms", str(TRACK_SEGMENT_MS))))
               for sector in sector_topics(geo_dir)]
-    specs.append(TopicSpec(prefix + ACTIONS_TOPIC, partitions))
+    specs += [TopicSpec(prefix + actions_topic(sector), partitions) for sector in sector_topics(geo_dir)]
     return specs
 
 
-def _admin(bootstrap: str, timeout_s: float):
+def service_topics(prefix: str = "", state_topic: str = "borderfuse.state") -> list[TopicSpec]:
+    """The service's own topics (state, rules control, audit): created with the ICD's by `topics create`,
+    because under ACLs the service's principal may not create topics."""
+    from borderfuse.ingest.rules_control import AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, RULES_TOPIC, RULES_TOPIC_CONFIG
+    from borderfuse.ingest.state_store import STATE_TOPIC_CONFIG
+
+    return [TopicSpec(prefix + state_topic, 1, tuple(STATE_TOPIC_CONFIG.items())),
+            TopicSpec(prefix + RULES_TOPIC, 1, tuple(RULES_TOPIC_CONFIG.items())),
+            TopicSpec(prefix + AUDIT_TOPIC, 1, tuple(AUDIT_TOPIC_CONFIG.items()))]
+
+
+def admin_client(bootstrap: str, timeout_s: float = 30.0, security: dict | None = None):
+    """A KafkaAdminClient (as the principal of `security`), or TopicsError when the broker is not there."""
+    return _admin(bootstrap, timeout_s, security)
+
+
+def _admin(bootstrap: str, timeout_s: float, security: dict | None = None):
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -74,17 +90,21 @@ def _admin(bootstrap: str, timeout_s: float):
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="borderfuse-topics",
                                 request_timeout_ms=int(timeout_s * 1000),
-                                bootstrap_timeout_ms=int(timeout_s * 1000))
+                                bootstrap_timeout_ms=int(timeout_s * 1000), **(security or {}))
     except KafkaError as exc:
-        raise TopicsError(f"{error}: {exc!r}") from exc
+        who = f" as {security['sasl_plain_username']!r}" if security else ""
+        raise TopicsError(f"{error}{who}: {exc!r} (a refused login looks like this too: check "
+                          f"kafka.credentials_file and kafka.security_protocol)") from exc
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created (existing ones are fine)."""
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0,
+                  security: dict | None = None) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created (existing ones are fine).
+    Under ACLs only `admin` may create topics; other principals see (and need) only their own."""
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin = _admin(bootstrap, timeout_s)
+    admin = _admin(bootstrap, timeout_s, security)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -96,15 +116,17 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.
             except TopicAlreadyExistsError:
                 pass  # created concurrently by someone else: fine
             except KafkaError as exc:
+                hint = (" (not allowed for this principal: create them as admin with `borderfuse topics create`)"
+                        if "Authorization" in type(exc).__name__ else "")
                 raise TopicsError(f"creating topics {', '.join(s.name for s in missing)} on {bootstrap} "
-                                  f"failed: {exc!r}") from exc
+                                  f"failed: {exc!r}{hint}") from exc
         return [s.name for s in missing]
     finally:
         admin.close()
 
 
-def list_topics(bootstrap: str, timeout_s: float = 30.0) -> list[str]:
-    admin = _admin(bootstrap, timeout_s)
+def list_topics(bootstrap: str, timeout_s: float = 30.0, security: dict | None = None) -> list[str]:
+    admin = _admin(bootstrap, timeout_s, security)
     try:
         return sorted(admin.list_topics())
     finally:

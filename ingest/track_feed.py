@@ -15,6 +15,9 @@ import numpy as np
 from borderfuse.fusion.types import TrackReport
 
 TRACK_TOPIC_PREFIX = "tracks."
+# Operators' actions on incidents: one topic per sector, so an ACL can let a centre write only its own.
+ACTIONS_TOPIC_PREFIX = "actions."
+# The single pre-security actions topic; no longer created (kept only until every reader moves to actions_topic).
 ACTIONS_TOPIC = "incidents.actions"
 # Consoles draw trails and live positions only: a short retention keeps the topics small
 # (a console starts from the last minutes, never from the beginning).
@@ -28,6 +31,10 @@ FORGET_AT_TRACKS = 2000
 
 def track_topic(sector: str) -> str:
     return f"{TRACK_TOPIC_PREFIX}{sector}"
+
+
+def actions_topic(sector: str) -> str:
+    return f"{ACTIONS_TOPIC_PREFIX}{sector}"
 
 
 def encode_track(report: TrackReport, sector: str) -> bytes:

@@ -83,4 +83,8 @@ except BrokerError as exc:
     sys.exit(f"setup: ERROR: {exc}")
 print(f"setup: Kafka {broker.kafka_version} jars in {libs}", file=sys.stderr)
 PY
+.venv/bin/python -c 'import sys; from borderfuse.ingest.plate_key import DEFAULT_KEY_FILE as f, ensure_dev_plate_key as e; e(f) and print(f"setup: made the development plate key {f} (mode 600)", file=sys.stderr)' || { echo "setup: ERROR: no plate key (see the line above)" >&2; exit 1; }  # plates are pseudonymised with it (docs/operations.md)
+.venv/bin/borderfuse console users dev >&2 || { echo "setup: ERROR: no console users file (see the line above)" >&2; exit 1; }  # dev logins for the console (README)
+# --- the development Kafka principals' passwords (SASL/SCRAM; outside the work tree, mode 600, never committed)
+.venv/bin/borderfuse broker credentials >/dev/null || die "no Kafka credentials file (see the line above)"
 say "done"

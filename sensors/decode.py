@@ -22,10 +22,16 @@ from borderfuse.sensors.topics import HOTLIST_TOPIC
 
 
 class RecordDecoder:
-    """Decodes records of the eight ICD sensor feeds (not the hotlist: see sensors.hotlist)."""
+    """Decodes records of the eight ICD sensor feeds (not the hotlist: see sensors.hotlist).
 
-    def __init__(self, geography: Geography, schemas_dir: Path | str):
+    `plates` (a `borderfuse.privacy.plates.PlatePseudonymiser`): ANPR plates come out as its keyed
+    pseudonyms, so nothing after decoding holds a clear plate. None keeps the normalised plate: for
+    tests of the decoders alone; the pipeline always passes one.
+    """
+
+    def __init__(self, geography: Geography, schemas_dir: Path | str, plates=None):
         self.geography = geography
+        self.plates = plates
         self._avro = pl_avro.PlAvroCodec(schemas_dir)
         self._de_documents = de_json.known_documents(schemas_dir)
         self._parsers = {}
@@ -78,7 +84,10 @@ class RecordDecoder:
                                            if record.topic == HOTLIST_TOPIC else ""))
             if not record.value:
                 raise EmptyValueError("record value is " + ("null" if record.value is None else "empty (0 bytes)"))
-            return parser(record)
+            pending = parser(record)
+            if self.plates is not None and pending.fields.get("plate"):
+                pending.fields["plate"] = self.plates.pseudonym(pending.fields["plate"])
+            return pending
         except DecodeError as exc:
             raise exc.locate(record)
 

@@ -145,11 +145,21 @@ def near_broker_time(time_us: Any, record: RawRecord, name: str = "time") -> int
 
 
 def plate(doc: Mapping[str, Any], name: str = "plate") -> str:
-    """A plate as read → normalised (upper case, letters A-Z and digits only); not empty, ≤ 16 chars raw."""
-    raw = string(doc, name, max_chars=MAX_PLATE_CHARS)
+    """A plate as read → normalised (upper case, letters A-Z and digits only); not empty, ≤ 16 chars raw.
+
+    Its errors never quote the value (a plate must not reach a log or a header in clear: the dead
+    letter's own bytes are the only copy)."""
+    raw = require(doc, name)
+    if not isinstance(raw, str):
+        raise MalformedError(f"field {name} must be a string, got {type(raw).__name__}", field=name)
+    if len(raw) > MAX_PLATE_CHARS:
+        raise OversizedFieldError(f"field {name} has {len(raw)} characters, more than {MAX_PLATE_CHARS}",
+                                  field=name)
+    if not raw.strip():
+        raise EmptyValueError(f"field {name} is empty ({len(raw)} characters)", field=name)
     normalised = normalise_plate(raw)
     if not normalised:
-        raise EmptyValueError(f"field {name}={show(raw)} has no letters or digits", field=name)
+        raise EmptyValueError(f"field {name} ({len(raw)} characters) has no letters or digits", field=name)
     return normalised
 
 

@@ -23,7 +23,9 @@ def register(sub):
     p.add_argument("--out", metavar="FILE", help="write a capture file (.jsonl or .jsonl.gz) instead of producing")
     p.add_argument("--truth", metavar="FILE", help="with --out: also write the ground truth JSON")
     p.add_argument("--bootstrap", metavar="HOST:PORT",
-                   help="Kafka to produce into (default: settings kafka.bootstrap_servers)")
+                   help="Kafka to produce into (default: settings kafka.bootstrap_servers); PL feeds go out as "
+                   "principal pl-agency, DE feeds as de-agency, each hotlist entry as its country's agency "
+                   "(passwords from kafka.credentials_file)")
     p.add_argument("--minutes", type=float, default=None,
                    help="simulated duration (default: 30 with --out; forever live)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
@@ -88,7 +90,10 @@ def _run(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         bootstrap = args.bootstrap or args.settings.kafka.bootstrap_servers
-        run_live(bootstrap, config, stop, speed=args.speed)
+        from borderfuse.ingest.kafka_security import client_config
+
+        run_live(bootstrap, config, stop, speed=args.speed,
+                 security_for=lambda principal: client_config(args.settings.kafka, principal))
         return 0
     except (SimulatorError, OSError) as exc:
         print(f"borderfuse simulate: {exc}", file=sys.stderr)

@@ -102,26 +102,55 @@ def write_capture(path: Path | str, config: ScenarioConfig, truth_path: Path | s
     return RunSummary(len(order), per_topic, tuple(malformed), time.perf_counter() - began, sim.duration, truth)
 
 
-def _make_producer(bootstrap: str):
+def _make_producer(bootstrap: str, security: dict | None = None):
     from kafka import KafkaProducer  # imported here: capture mode needs no Kafka client
     from kafka.errors import KafkaError
     try:
         return KafkaProducer(bootstrap_servers=bootstrap, client_id="borderfuse-simulator", acks=1, enable_idempotence=False,
-                             linger_ms=20, batch_size=256 * 1024, max_request_size=4 * 1024 * 1024)
+                             linger_ms=20, batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
+                             **(security or {}))
     except KafkaError as exc:
         raise SimulatorError(f"cannot connect to Kafka at {bootstrap}: {exc}") from exc
 
 
+class AgencyProducers:
+    """One producer per agency, as the real feeds are: `pl.*` topics go out as the PL principal, `de.*` as
+    the DE one, a hotlist entry as the agency of its country (`<country>:<plate>` key; others: PL). Under
+    the broker's ACLs each may write only its own topics. `security_for(principal)` gives the client kwargs."""
+
+    def __init__(self, bootstrap: str, security_for: Callable[[str], dict], topic_prefix: str = "",
+                 principals: tuple[str, str] = ("pl-agency", "de-agency")):
+        self.prefix = topic_prefix
+        self._pl = _make_producer(bootstrap, security_for(principals[0]))
+        self._de = _make_producer(bootstrap, security_for(principals[1]))
+
+    def send(self, topic: str, key=None, value=None):
+        name = topic[len(self.prefix):]
+        if name.startswith("de.") or (not name.startswith("pl.") and (key or b"").upper().startswith(b"DE:")):
+            return self._de.send(topic, key=key, value=value)
+        return self._pl.send(topic, key=key, value=value)
+
+    def flush(self):
+        self._pl.flush()
+        self._de.flush()
+
+    def close(self):
+        self._pl.close()
+        self._de.close()
+
+
 def run_live(bootstrap: str, config: ScenarioConfig, stop_event: threading.Event | None = None, *,
              speed: float = 1.0, progress: TextIO | None = sys.stderr, topic_prefix: str = "",
-             producer_factory: Callable[[str], object] = _make_producer) -> RunSummary:
+             producer_factory: Callable[[str], object] | None = None,
+             security_for: Callable[[str], dict] | None = None) -> RunSummary:
     """Produce the scenario into Kafka in real time (times `speed`) until done or `stop_event` is set.
 
     Event times are t0 + simulated seconds with t0 = now (config.start is ignored), so at speed 1
     they are the wall-clock time of the event; each record is sent when its arrival time comes.
     Keys are the sensor/platform ids (hotlist: `<country>:<plate>`). The producer is flushed and
     closed on the way out, however the loop ends. `topic_prefix` is prepended to every topic name
-    (tests sharing a broker).
+    (tests sharing a broker). With `security_for` (principal -> kafka_security.client_config) each
+    agency's records go out as that agency (AgencyProducers); without, one unauthenticated producer.
     """
     if speed <= 0:
         raise SimulatorError(f"speed must be > 0, got {speed}")
@@ -129,6 +158,9 @@ def run_live(bootstrap: str, config: ScenarioConfig, stop_event: threading.Event
     config = attrs.evolve(config, start=None)
     t0_us = _t0_us(config)
     sim = Simulation(config, t0_us)
+    if producer_factory is None:
+        producer_factory = (_make_producer if security_for is None
+                            else lambda b: AgencyProducers(b, security_for, topic_prefix))
     producer = producer_factory(bootstrap)
     began = time.monotonic()
     pending = Batch.concat([])

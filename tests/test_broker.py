@@ -82,10 +82,23 @@ def test_taken_port_is_one_clear_error(kafka_broker, tmp_path):
         assert not broker.is_running()
 
 
-@pytest.mark.parametrize("port, controller_port", [(9092, 9093), (40001, 40002)])
-def test_server_properties_are_loopback_single_node_and_test_friendly(tmp_path, port, controller_port):
-    props = dict(line.split("=", 1) for line in server_properties(port, controller_port, tmp_path).splitlines())
-    assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+@pytest.mark.parametrize("port, controller_port, password, client_listener", [
+    (9092, 9093, None, "PLAINTEXT"), (40001, 40002, None, "PLAINTEXT"), (40001, 40002, "s3cret", "SASL_PLAINTEXT")])
+def test_server_properties_are_loopback_single_node_and_test_friendly(tmp_path, port, controller_port, password,
+                                                                       client_listener):
+    text = server_properties(port, controller_port, tmp_path, password)
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["listeners"] == f"{client_listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    assert props["advertised.listeners"] == f"{client_listener}://127.0.0.1:{port}"
+    if password is None:
+        assert "authorizer.class.name" not in props and "s3cret" not in text
+    else:  # SCRAM for clients and the broker itself, PLAIN (admin only) on the controller listener, deny by default
+        assert props["sasl.enabled.mechanisms"] == props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+        assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        assert props["super.users"] == "User:admin" and props["allow.everyone.if.no.acl.found"] == "false"
+        assert props["listener.security.protocol.map"] == "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+        assert 'user_admin="s3cret"' in props["listener.name.controller.plain.sasl.jaas.config"]
+        assert "PLAINTEXT:PLAINTEXT" not in text
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{controller_port}"
     assert props["log.dirs"] == str(tmp_path)
     assert props["auto.create.topics.enable"] == "false"
@@ -94,9 +107,10 @@ def test_server_properties_are_loopback_single_node_and_test_friendly(tmp_path, 
 
 
 @pytest.mark.integration
-def test_session_broker_answers_metadata(kafka_broker):
+def test_session_broker_answers_metadata_only_to_a_principal(kafka_broker):
     assert kafka_broker.is_running()
-    assert answers_metadata(kafka_broker.bootstrap)
+    assert answers_metadata(kafka_broker.bootstrap, security=kafka_broker.client_config())
+    assert not answers_metadata(kafka_broker.bootstrap)  # anonymous: refused
     assert kafka_broker.bootstrap.startswith("127.0.0.1:")
 
 
@@ -105,27 +119,41 @@ def test_stop_then_start_keeps_port_and_data(kafka_broker_factory):
     from borderfuse.ingest.topics import TopicSpec, ensure_topics, list_topics
 
     broker = kafka_broker_factory()
-    bootstrap, first_pid = broker.bootstrap, broker.pid
-    ensure_topics(bootstrap, [TopicSpec("restart.check")])
+    bootstrap, first_pid, admin = broker.bootstrap, broker.pid, broker.client_config()
+    ensure_topics(bootstrap, [TopicSpec("restart.check")], security=admin)
     broker.stop()
     assert not broker.is_running() and not is_kafka_pid(first_pid)
-    assert not answers_metadata(bootstrap, timeout_s=1.0)
+    assert not answers_metadata(bootstrap, timeout_s=1.0, security=admin)
     broker.stop()  # a second stop is harmless
     messages: list[str] = []
     broker.log = messages.append
     broker.start()
     assert broker.bootstrap == bootstrap and broker.pid != first_pid
-    assert "restart.check" in list_topics(bootstrap)
+    assert "restart.check" in list_topics(bootstrap, security=admin)
     assert "warm start" in messages[-1] and broker.fetch_s < 1.0
 
 
 def _broker_cli(args: list[str], state_dir: Path) -> int:
-    """Run `borderfuse broker ...` in-process with its state in `state_dir`."""
+    """Run `borderfuse broker ...` in-process with its state (and credentials) in `state_dir`."""
     parser = argparse.ArgumentParser()
     broker_command.register(parser.add_subparsers(dest="command"))
     ns = parser.parse_args(["broker", *args])
-    ns.settings = load_settings(environ={"BORDERFUSE_BROKER__STATE_DIR": str(state_dir)})
+    ns.settings = load_settings(environ={"BORDERFUSE_BROKER__STATE_DIR": str(state_dir),
+                                         "BORDERFUSE_KAFKA__CREDENTIALS_FILE": str(state_dir / "creds.toml")})
     return ns.func(ns)
+
+
+def test_cli_credentials_generates_missing_passwords_and_keeps_the_rest(tmp_path, capsys):
+    from borderfuse.ingest.kafka_security import dev_principals, load_credentials
+
+    creds = tmp_path / "state" / "creds.toml"
+    assert _broker_cli(["credentials"], tmp_path / "state") == 0
+    assert capsys.readouterr().out.strip() == str(creds)
+    first = load_credentials(creds)
+    assert sorted(first) == sorted(dev_principals()) and stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert len(set(first.values())) == len(first) and all(len(p) >= 24 for p in first.values())
+    assert _broker_cli(["credentials"], tmp_path / "state") == 0
+    assert load_credentials(creds) == first
 
 
 @pytest.mark.integration
@@ -139,7 +167,8 @@ def test_cli_start_status_stop_daemon(tmp_path, capsys):
         pid = int((state_dir / "broker.pid").read_text())
         assert bootstrap == f"127.0.0.1:{(state_dir / 'broker.port').read_text().strip()}"
         assert is_kafka_pid(pid) and os.getsid(pid) == pid  # detached: its own session
-        assert _broker_cli(["status"], state_dir) == 0
+        assert (state_dir / "creds.toml").exists()  # generated at start: it was missing
+        assert _broker_cli(["status"], state_dir) == 0  # status asks as admin, with those credentials
         assert f"running (pid {pid}) at {bootstrap}" in capsys.readouterr().out
         assert _broker_cli(["start"], state_dir) == 0  # already running: says so, same address
         assert capsys.readouterr().out.strip() == bootstrap
@@ -156,7 +185,7 @@ def test_killed_parent_takes_its_broker_along(kafka_broker, tmp_path):
         "import sys, time\n"
         "from borderfuse.devbroker.broker import KafkaBroker\n"
         f"b = KafkaBroker({VERSION!r}, {str(kafka_broker.cache_dir)!r}, {str(tmp_path / 'data')!r}, "
-        "log=lambda m: None).start()\n"
+        f"credentials_file={str(tmp_path / 'creds.toml')!r}, log=lambda m: None).start()\n"
         "print(b.pid, flush=True)\n"
         "time.sleep(600)\n"
     )

@@ -9,7 +9,8 @@ import pytest
 
 from borderfuse.ingest.cli import COMMANDS, main
 
-NESTED = [("broker", "start"), ("broker", "stop"), ("broker", "status"), ("topics", "create"), ("topics", "list"),
+NESTED = [("broker", "start"), ("broker", "stop"), ("broker", "status"), ("broker", "credentials"),
+          ("topics", "create"), ("topics", "acls"), ("topics", "list"),
           ("rules", "apply"), ("rules", "show")]
 
 
@@ -49,7 +50,7 @@ def test_errors_are_one_line_and_fail(tmp_path, capsys, argv, message):
 
 
 @pytest.mark.integration
-def test_publish_reports_skipped_lines_and_record_writes_the_file(kafka_broker, tmp_path, capsys):
+def test_publish_reports_skipped_lines_and_record_writes_the_file(kafka_broker, tmp_path, capsys, monkeypatch):
     import json
     import uuid
 
@@ -57,7 +58,9 @@ def test_publish_reports_skipped_lines_and_record_writes_the_file(kafka_broker, 
     from borderfuse.ingest.topics import TopicSpec, ensure_topics
 
     topic = f"cli-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka_broker.bootstrap, [TopicSpec(topic)])
+    ensure_topics(kafka_broker.bootstrap, [TopicSpec(topic)], security=kafka_broker.client_config())
+    for key, value in kafka_broker.env().items():  # publish's default principal is admin; record runs as admin too
+        monkeypatch.setenv(key, value)
     good = {"topic": topic, "partition": 0, "offset": 0, "timestamp_ms": 1_700_000_000_000, "key": None,
             "value": "dg=="}
     (tmp_path / "in.jsonl").write_text(json.dumps(good) + "\nnot json\n" + json.dumps(good) + "\n")

@@ -24,6 +24,8 @@ COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 TOML_FILE = COMPOSE_DIR / "borderfuse.toml"
 PROMETHEUS_FILE = COMPOSE_DIR / "prometheus.yml"
+KAFKA_PROPERTIES = COMPOSE_DIR / "kafka" / "server.properties"
+SECRETS_DIR = COMPOSE_DIR / "secrets"   # made by compose/make-secrets.sh, never committed
 EXPECTED_SERVICES = {"kafka", "topic-init", "borderfuse", "prometheus", "grafana"}
 
 
@@ -35,6 +37,28 @@ def compose() -> dict:
 @pytest.fixture(scope="module")
 def settings():
     return load_settings(TOML_FILE, environ={})
+
+
+@pytest.fixture(scope="module")
+def kafka_props() -> dict[str, str]:
+    lines = [ln for ln in KAFKA_PROPERTIES.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return dict(ln.split("=", 1) for ln in lines)
+
+
+@pytest.fixture(scope="module")
+def made_secrets(tmp_path_factory) -> Path:
+    """What compose/make-secrets.sh makes (run here into a temporary dir: openssl + this venv's borderfuse)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    out = tmp_path_factory.mktemp("secrets")
+    result = subprocess.run(["bash", str(COMPOSE_DIR / "make-secrets.sh"), str(out)], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "BORDERFUSE": str(Path(sys.executable).parent / "borderfuse")})
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 def env(service: dict) -> dict[str, str]:
@@ -81,10 +105,26 @@ def test_compose_has_the_services(compose):
     assert set(compose["services"]) == EXPECTED_SERVICES
 
 
-def test_every_bind_mount_source_exists(compose):
+def test_every_bind_mount_source_exists(compose, made_secrets):
     for name, service in compose["services"].items():
         for local, target in bind_mounts(service):
+            if SECRETS_DIR in local.parents:  # generated: make-secrets.sh must make it
+                local = made_secrets / local.relative_to(SECRETS_DIR)
             assert local.exists(), f"service {name}: mount source {local} (for {target}) does not exist"
+        for env_file in service.get("env_file", []):
+            assert (made_secrets / (COMPOSE_DIR / env_file).resolve().relative_to(SECRETS_DIR)).is_file()
+
+
+def test_secrets_are_never_committed_and_private(made_secrets):
+    from borderfuse.ingest.kafka_security import dev_principals, load_credentials
+
+    assert "/compose/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert sorted(load_credentials(made_secrets / "credentials.toml")) == sorted(dev_principals())
+    for name in ("credentials.toml", "kafka.env", "kafka.p12", "ca.key", "admin-client.properties", "plate-key"):
+        assert (made_secrets / name).stat().st_mode & 0o077 == 0, name
+    env_text = (made_secrets / "kafka.env").read_text()
+    assert env_text.count("--add-scram SCRAM-SHA-512=[name=") == len(dev_principals())
+    assert "ADMIN_PASSWORD=" in env_text and "KEYSTORE_PASSWORD=" in env_text
 
 
 @pytest.mark.parametrize("name", ["topic-init", "borderfuse"])
@@ -119,23 +159,62 @@ def test_metrics_port_agrees_across_compose_toml_and_prometheus(compose, setting
     assert targets == [f"borderfuse:{settings.metrics.port}"]
 
 
-def test_kafka_bootstrap_matches_the_advertised_listener(compose, settings):
-    kafka = env(compose["services"]["kafka"])
-    advertised = listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])
-    bound = listeners(kafka["KAFKA_LISTENERS"])
-    inter_broker = kafka["KAFKA_INTER_BROKER_LISTENER_NAME"]
+def test_kafka_bootstrap_matches_the_advertised_listener(compose, settings, kafka_props):
+    kafka = compose["services"]["kafka"]
+    assert local_path_of(kafka, "/etc/kafka/borderfuse/server.properties") == KAFKA_PROPERTIES
+    assert "/etc/kafka/borderfuse/server.properties" in kafka["command"][-1]
+    advertised = listeners(kafka_props["advertised.listeners"])
+    bound = listeners(kafka_props["listeners"])
+    inter_broker = kafka_props["inter.broker.listener.name"]
     assert settings.kafka.bootstrap_servers == "{}:{}".format(*advertised[inter_broker])
     assert advertised[inter_broker][0] == "kafka" and bound[inter_broker][1] == advertised[inter_broker][1]
-    assert kafka["KAFKA_CONTROLLER_LISTENER_NAMES"] in bound
+    assert kafka_props["controller.listener.names"] in bound
+    assert advertised["HOST"][1] in container_ports(kafka)
     # a single broker cannot host three replicas of the transaction log the service writes to
-    assert kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
-    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert kafka_props["transaction.state.log.replication.factor"] == "1"
+    assert kafka_props["auto.create.topics.enable"] == "false"
 
 
-def test_image_is_kafka_4_kraft(compose):
+def test_image_is_kafka_4_kraft(compose, kafka_props):
     kafka = compose["services"]["kafka"]
     assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", kafka["image"])
-    assert env(kafka)["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert kafka_props["process.roles"] == "broker,controller"
+
+
+def test_clients_authenticate_over_tls_and_acls_deny_by_default(compose, settings, kafka_props):
+    protocols = dict(item.split(":") for item in kafka_props["listener.security.protocol.map"].split(","))
+    client_listeners = set(listeners(kafka_props["advertised.listeners"]))
+    assert {protocols[name] for name in client_listeners} == {"SASL_SSL"}, "every client listener: SCRAM over TLS"
+    assert "PLAINTEXT" not in protocols.values()
+    assert kafka_props["sasl.enabled.mechanisms"] == kafka_props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert kafka_props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert kafka_props["super.users"] == "User:admin" and kafka_props["allow.everyone.if.no.acl.found"] == "false"
+    assert kafka_props["ssl.client.auth"] == "none" and kafka_props["ssl.keystore.location"].endswith(".p12")
+    # every SASL listener has its JAAS entry: in the file, or (with the admin password) added at start
+    command = compose["services"]["kafka"]["command"][-1]
+    for name, protocol in protocols.items():
+        mechanism = (kafka_props.get(f"listener.name.{name.lower()}.sasl.enabled.mechanisms")
+                     or kafka_props["sasl.enabled.mechanisms"]).lower()
+        key = f"listener.name.{name.lower()}.{mechanism}.sasl.jaas.config"
+        assert key in kafka_props or key in command, key
+    assert "$$SCRAM_ARGS" in command and "ssl.keystore.password=$$KEYSTORE_PASSWORD" in command
+    assert "password=" not in KAFKA_PROPERTIES.read_text().replace("required;", ""), "no secret in the file"
+    # the service's side: SASL_SSL as borderfuse, the CA and the passwords mounted from the secrets
+    assert (settings.kafka.security_protocol, settings.kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert settings.kafka.username == "borderfuse"
+    service = compose["services"]["borderfuse"]
+    assert local_path_of(service, settings.kafka.credentials_file) == SECRETS_DIR / "credentials.toml"
+    assert local_path_of(service, settings.kafka.ssl_cafile) == SECRETS_DIR / "ca.pem"
+
+
+def test_the_service_gets_a_plate_key_it_can_read(compose, settings, made_secrets):
+    """Without one the service exits 2 at start: compose mounts make-secrets.sh's key where the toml says."""
+    from borderfuse.ingest.plate_key import read_plate_key
+
+    service = compose["services"]["borderfuse"]
+    assert local_path_of(service, settings.privacy.plate_key_file) == SECRETS_DIR / "plate-key"
+    assert settings.privacy.plate_key_id != "dev1"   # not the development key's id
+    assert len(read_plate_key(made_secrets / "plate-key")) >= 32
 
 
 @pytest.mark.parametrize("name", ["topic-init", "borderfuse"])
@@ -157,6 +236,7 @@ def test_commands_parse_with_the_real_cli(compose):
     init = parser.parse_args(compose["services"]["topic-init"]["command"][1:])
     assert (init.command, init.action) == ("topics", "create")
     assert init.bootstrap is None, "topic-init must use the toml's bootstrap, like the service"
+    assert init.principal == "admin" and not init.no_acls, "topic-init creates the topics and the ACLs as admin"
 
 
 def test_topic_init_creates_every_topic_the_code_uses(compose, settings):

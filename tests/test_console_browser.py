@@ -1,5 +1,6 @@
 """The console in headless Chromium (Debian's chromium + chromium-driver, driven by selenium), in
-replay mode with no broker: `borderfuse console --capture SAMPLE --speed 50` lists the sample's
+replay mode with no broker: an operator logs in through the real login page (a wrong password first:
+a clear error, nothing else), then `borderfuse console --capture SAMPLE --speed 50` lists the sample's
 incidents within a minute, every one is on the map and in the list, and filtering to S2 shows only S2.
 Screenshots go to out/screenshots/ (docs/console.png is one of them)."""
 from __future__ import annotations
@@ -20,6 +21,7 @@ from borderfuse.devbroker.broker import free_port
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "out" / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PASSWORD = "night shift 0300"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,900", "--autoplay-policy=no-user-gesture-required")
@@ -52,6 +54,29 @@ def browsers(tmp_path):
         driver.quit()
 
 
+def users_env(folder: Path, users: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """A users file in `folder` (every user's password PASSWORD; default: a supervisor with every sector) and
+    the BORDERFUSE_CONSOLE__* variables that point a console at it and at a session key there."""
+    from borderfuse.console.users import User, hash_password, save_users
+
+    users = users or {"supervisor": ["S1", "S2", "S3", "S4"]}
+    save_users(folder / "console-users.toml", [User(n, hash_password(PASSWORD), s) for n, s in users.items()])
+    return {"BORDERFUSE_CONSOLE__USERS_FILE": str(folder / "console-users.toml"),
+            "BORDERFUSE_CONSOLE__SESSION_SECRET_FILE": str(folder / "console-session.key")}
+
+
+def log_in(driver, base: str, user: str = "supervisor", password: str = PASSWORD) -> None:
+    """Through the real login page, as an operator would; ends on the console page."""
+    driver.get(base.rstrip("/") + "/")
+    wait_for(lambda: driver.current_url.endswith("/login"), 10, "the redirect to the login page")
+    driver.find_element("id", "user").clear()
+    driver.find_element("id", "user").send_keys(user)
+    driver.find_element("id", "password").send_keys(password)
+    driver.find_element("id", "login").click()
+    wait_for(lambda: driver.current_url.rstrip("/") == base.rstrip("/")
+             and driver.execute_script("return !!window.__console"), 20, "the console page after the login")
+
+
 def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1):
     deadline = time.monotonic() + timeout_s
     while True:
@@ -63,7 +88,12 @@ def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1):
         time.sleep(poll_s)
 
 
-def get_json(url: str):
+def get_json(url: str, client=None):
+    """GET a JSON document with `client`'s session (test_console_app.Client), or without one."""
+    if client is not None:
+        status, doc = client.call(url[len(client.base):] if url.startswith(client.base) else url)
+        assert status == 200, (url, status, doc)
+        return doc
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -109,8 +139,10 @@ def check_page_shows(driver, expected: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_replay_console_at_50x_lists_the_sample_within_a_minute(sample_capture, browsers, tmp_path):
+    from test_console_app import Client
+
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BORDERFUSE_")}, **users_env(tmp_path)}
     log = tmp_path / "console.log"
     started = time.monotonic()
     with open(log, "wb") as err:
@@ -126,7 +158,9 @@ def test_replay_console_at_50x_lists_the_sample_within_a_minute(sample_capture, 
                  poll_s=0.5)
         assert proc.poll() is None, log.read_text()
         elapsed = time.monotonic() - started
-        doc = get_json(base + "/api/incidents")
+        api = Client(base)
+        assert api.login("supervisor", PASSWORD)[0] == 200
+        doc = api.call("/api/incidents")[1]
         expected = {e["incident_id"]: e["incident"]["sector"] for e in doc["incidents"]}
         print(f"replay at 50x: {len(expected)} incidents listed by /api/incidents {elapsed:.0f} s after start")
         assert len(expected) >= 5, expected
@@ -134,7 +168,19 @@ def test_replay_console_at_50x_lists_the_sample_within_a_minute(sample_capture, 
         replayed = {json.loads(line)["incident_id"] for line in (tmp_path / "incidents.jsonl").read_text().splitlines()}
         assert set(expected) == replayed, "the console raises what `borderfuse replay` raises"
         driver = browsers()
-        driver.get(base + "/")
+        driver.get(base + "/")   # no session: the login page, and a wrong password says so plainly
+        wait_for(lambda: driver.current_url.endswith("/login"), 10, "the redirect to the login page")
+        driver.find_element("id", "user").send_keys("supervisor")
+        driver.find_element("id", "password").send_keys("not the password")
+        driver.find_element("id", "login").click()
+        error = wait_for(lambda: driver.find_element("id", "error").is_displayed()
+                         and driver.find_element("id", "error").text, 10, "the login error")
+        assert error == "Wrong user name or password. Check Caps Lock and try again."
+        assert driver.find_element("id", "user").get_attribute("value") == "supervisor"
+        screenshot(driver, "console-login-error.png")
+        log_in(driver, base)
+        wait_for(lambda: driver.find_element("id", "user").text == "supervisor (S1, S2, S3, S4)", 10,
+                 "the logged-in user in the header")
         check_page_shows(driver, expected)
         time.sleep(0.5)
         screenshot(driver, "console-replay.png")
@@ -144,6 +190,9 @@ def test_replay_console_at_50x_lists_the_sample_within_a_minute(sample_capture, 
         reference.wait()
         proc.terminate()
         assert proc.wait(30) == 0, log.read_text()[-3000:]
+    audit = [line for line in log.read_text().splitlines() if "audit: " in line]
+    assert any('"what":"console.login_failed"' in line and '"who":"supervisor"' in line for line in audit), audit
+    assert any('"what":"console.login"' in line for line in audit), "replay mode audits to its log"
 
 
 def start_replay(capture: Path, tmp_path: Path) -> subprocess.Popen:

@@ -18,28 +18,28 @@ def track(track_id="trk-1", time_us=1_000_000, lat=52.3, lon=14.55):
 
 
 @pytest.mark.parametrize("action, body, status, message", [
-    ("ack", {"by": "anna"}, None, None),
-    ("assign", {"by": "anna", "unit": "patrol 7"}, None, None),
-    ("resolve", {"by": "anna", "note": "two persons, handed over"}, None, None),
-    ("ack", {}, 400, "'by' is required"),
-    ("ack", {"by": "  "}, 400, "'by' is required"),
-    ("ack", {"by": 7}, 400, "must be a string"),
-    ("assign", {"by": "anna"}, 400, "'unit' is required"),
-    ("resolve", {"by": "anna"}, 400, "'note' is required"),
-    ("ack", {"by": "anna", "colour": "red"}, 400, "unknown field"),
-    ("ack", ["by", "anna"], 400, "must be a JSON object"),
-    ("ack", {"by": "a" * 201}, 400, "longer than 200"),
-    ("delete", {"by": "anna"}, 404, "unknown action 'delete'"),
+    ("ack", {}, None, None),
+    ("assign", {"unit": "patrol 7"}, None, None),
+    ("resolve", {"note": "two persons, handed over"}, None, None),
+    ("assign", {}, 400, "'unit' is required"),
+    ("assign", {"unit": "  "}, 400, "'unit' is required"),
+    ("assign", {"unit": 7}, 400, "must be a string"),
+    ("resolve", {}, 400, "'note' is required"),
+    ("ack", {"colour": "red"}, 400, "unknown field"),
+    ("ack", {"by": "mallory"}, 400, "unknown field"),   # who acted is the session's user, never the body's claim
+    ("ack", ["unit", "x"], 400, "must be a JSON object"),
+    ("resolve", {"note": "a" * 201}, 400, "longer than 200"),
+    ("delete", {}, 404, "unknown action 'delete'"),
 ])
 def test_requests_are_validated(action, body, status, message):
     if status is None:
-        made = Action.from_request("inc-1", action, body, 5, "console-a")
+        made = Action.from_request("inc-1", action, body, 5, "console-a", by="anna")
         assert (made.incident_id, made.action, made.by, made.at_us, made.console) == ("inc-1", action, "anna", 5,
                                                                                       "console-a")
         assert Action.from_json_dict(made.to_json_dict()) == made
     else:
         with pytest.raises(ActionError, match=message) as info:
-            Action.from_request("inc-1", action, body, 5, None)
+            Action.from_request("inc-1", action, body, 5, None, by="anna")
         assert info.value.status == status
 
 
@@ -70,19 +70,20 @@ def test_decided_time_prefers_the_incidents_own(extra, given, decided):
 def test_workflow_status_follows_the_actions_and_repeats_are_ignored():
     state = ConsoleState()
     state.apply_incident(incident())
-    ack = Action.from_request("border_crossing-trk-1-1", "ack", {"by": "anna"}, 10, None)
+    ack = Action.from_request("border_crossing-trk-1-1", "ack", {}, 10, None, by="anna")
     assert state.apply_action(ack) and not state.apply_action(ack)
     assert state.status("border_crossing-trk-1-1") == "acknowledged"
-    state.apply_action(Action.from_request("border_crossing-trk-1-1", "assign", {"by": "b", "unit": "P7"}, 11, None))
+    state.apply_action(Action.from_request("border_crossing-trk-1-1", "assign", {"unit": "P7"}, 11, None, by="b"))
     assert state.status("border_crossing-trk-1-1") == "assigned"
-    state.apply_action(Action.from_request("border_crossing-trk-1-1", "resolve", {"by": "b", "note": "ok"}, 12, None))
+    state.apply_action(Action.from_request("border_crossing-trk-1-1", "resolve", {"note": "ok"}, 12, None,
+                                           by="b"))
     [entry] = state.entries()
     assert entry["status"] == "resolved" and [a["action"] for a in entry["actions"]] == ["ack", "assign", "resolve"]
 
 
 def test_an_action_read_before_its_incident_is_kept_for_it():
     state = ConsoleState()
-    state.apply_action(Action.from_request("inc-9", "ack", {"by": "anna"}, 10, None))
+    state.apply_action(Action.from_request("inc-9", "ack", {}, 10, None, by="anna"))
     state.apply_incident(incident("inc-9"))
     assert state.entries()[0]["status"] == "acknowledged"
 
@@ -113,3 +114,17 @@ def test_tracks_keep_a_short_trail_and_stale_tracks_go():
     assert state.tracks["trk-1"]["trail"][-1][0] == pytest.approx(52.3 + (TRAIL_POINTS + 4) * 1e-4)
     state.apply_tracks([track("trk-2", time_us=(TRAIL_POINTS + 4) * 1_000_000 + TRACK_STALE_US + 1)])
     assert set(state.tracks) == {"trk-2"} and events[-1]["gone"] == ["trk-1"]
+    assert events[-1]["gone_sectors"] == {"trk-1": "S2"}
+
+
+def test_views_by_sector_and_an_incidents_sector():
+    state = ConsoleState()
+    state.apply_incident(incident("inc-1", sector="S1"))
+    state.apply_incident(incident("inc-2", sector="S2"))
+    state.apply_tracks([track("trk-1"), {**track("trk-9"), "sector": "S1"}])
+    snapshot = state.snapshot({"S1"})
+    assert [e["incident_id"] for e in snapshot["incidents"]] == ["inc-1"]
+    assert [t["track_id"] for t in snapshot["tracks"]] == ["trk-9"]
+    assert len(state.snapshot()["tracks"]) == 2
+    assert (state.sector_of("inc-2"), state.sector_of("nope")) == ("S2", None)
+    assert state.entry("inc-2")["incident"]["sector"] == "S2"

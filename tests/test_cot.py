@@ -14,7 +14,6 @@ from borderfuse.cot.bridge import CotBridge
 from borderfuse.cot.events import INCIDENT_TYPE, CotError, incident_event, track_event
 from borderfuse.cot.sender import CotSendError, CotSender, check_url, send_all
 from borderfuse.ingest.incident_codec import encode_incident
-from borderfuse.ingest.topics import ensure_topics, icd_topics
 from borderfuse.ingest.settings import load_settings
 from borderfuse.ingest.track_feed import track_topic
 from test_console_state import incident
@@ -132,19 +131,22 @@ def test_an_unreachable_tcp_server_is_one_clear_error():
 def test_bridge_sends_committed_incidents_and_tracks_from_kafka(kafka_broker):
     from kafka import KafkaProducer
 
+    from borderfuse.ingest.acls import provision
+
     prefix = "cot."
-    ensure_topics(kafka_broker.bootstrap, icd_topics(load_settings().icd.geo_dir, prefix=prefix))
+    provision(kafka_broker.settings_for("admin", load_settings(environ={"BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix})))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.settimeout(10)
         bridge = CotBridge(kafka_broker.bootstrap, f"udp://127.0.0.1:{listener.getsockname()[1]}",
-                           [prefix + "incidents.S2"], [prefix + track_topic("S2")])
+                           [prefix + "incidents.S2"], [prefix + track_topic("S2")],
+                           security=kafka_broker.client_config("centre-S2"))  # the S2 centre's own grants
         stop = threading.Event()
         thread = threading.Thread(target=bridge.run, args=(stop,))
         thread.start()
         try:
             assert bridge.ready.wait(30)
-            producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+            producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, **kafka_broker.client_config())
             producer.send(prefix + "incidents.S2", key=b"inc-k", value=encode_incident(incident("inc-k")))
             producer.send(prefix + "incidents.S2", key=b"bad", value=b"not avro")
             producer.send(prefix + track_topic("S2"), key=b"trk-7", value=json.dumps(track()).encode())
@@ -156,3 +158,10 @@ def test_bridge_sends_committed_incidents_and_tracks_from_kafka(kafka_broker):
             thread.join(30)
     assert got == {"borderfuse-inc-k", "borderfuse-trk-7"}
     assert bridge.sent == {"incidents": 1, "tracks": 1} and bridge.skipped == 1
+
+
+@pytest.mark.parametrize("kind, shown", [("hotlist_vehicle", True), ("border_crossing", False)])
+def test_a_plate_reaches_cot_only_with_a_hotlist_hit(kind, shown):
+    doc = incident(type=kind, plate="LU14958", country="PL")
+    mine = ET.fromstring(incident_event(doc, NOW_US)).find("detail/borderfuse")
+    assert (mine.get("plate"), mine.get("country")) == (("LU14958", "PL") if shown else (None, None))

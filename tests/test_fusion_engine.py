@@ -86,6 +86,31 @@ def test_crossing_outside_crossing_points_by_class(cls, expected):
         assert inc.cls == (cls or "unknown")
 
 
+@pytest.mark.parametrize("hinted, expected", [
+    (True, ["border_crossing"]),   # its own camera and radar track ids show it across: decided now
+    (False, []),                   # observations without a local id: nothing to look ahead on
+])
+def test_look_ahead_decides_a_crossing_on_observations_still_held(hinted, expected):
+    obs, (bx, by) = crossing_walk(52.27, "vehicle", speed=10.0)   # crosses at 30 s
+    engine = FusionEngine(GEO, RULES)
+    watermark = T0 + 28_000_000
+    done = sorted((o for o in obs if o.time_us <= watermark), key=lambda o: (o.time_us, o.sensor_id))
+    held = sorted((o for o in obs if watermark < o.time_us <= watermark + 6_000_000),
+                  key=lambda o: (o.time_us, o.sensor_id))
+    if not hinted:
+        held = [attrs.evolve(o, local_id=None) for o in held]
+    assert engine.process(done, watermark) == []
+    early = engine.look_ahead(held)
+    assert [i.type for i in early] == expected
+    if early:
+        assert abs(early[0].time_us - (T0 + 30_000_000)) < 3_000_000
+    assert engine.look_ahead(held) == []        # decided once
+    rest = sorted((o for o in obs if o.time_us > watermark), key=lambda o: (o.time_us, o.sensor_id))
+    later = engine.process(rest, rest[-1].time_us + 60_000_000) + engine.flush()
+    # the tracker's own crossing of the track is the same event; without the look-ahead it comes now
+    assert [i.type for i in early + later] == ["border_crossing"]
+
+
 def test_animal_classified_only_after_the_crossing_raises_nothing():
     obs, _ = crossing_walk(52.27, "animal", cls_from=205.0)   # cameras classify 5 s after the crossing
     _, incidents = run(obs)
@@ -181,6 +206,18 @@ def test_loitering_vs_walking_through(velocity, wander, cls, expected):
     assert [i.type for i in incidents] == expected
     if expected:
         assert abs(incidents[0].time_us - (T0 + 300_000_000)) < 10_000_000
+
+
+@pytest.mark.parametrize("sample_s", [2.0, 40.0])
+def test_loitering_is_decided_when_the_dwell_completes_not_at_the_next_sample(sample_s):
+    # samples every 40 s: the dwell completes 300 s after the first one, between two samples (the next
+    # sample would come 20 s later); any update in between decides it
+    rules = attrs.evolve(RULES, loitering=attrs.evolve(RULES.loitering, sample_s=sample_s, max_gap_s=60.0))
+    bx, by = border_x(52.265)
+    obs = walk((bx - 150, by), (0.0, 0.0), 0.0, 420.0, _dwell_sensors(), cls="person", wander=20.0, seed=3)
+    _, incidents = run(obs, rules)
+    assert [i.type for i in incidents] == ["loitering"]
+    assert 300.0 <= (incidents[0].time_us - T0) / 1e6 <= 306.0
 
 
 def test_loitering_far_from_the_border_raises_nothing():

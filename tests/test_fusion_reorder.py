@@ -34,17 +34,34 @@ def test_the_watermark_moves_on_every_push_so_batching_cannot_change_what_is_lat
     assert late_items(1) == late_items(3) == late_items(100) == [("b", 8), ("a", 15)]
 
 
-@pytest.mark.parametrize("arrivals_ms, released", [
+@pytest.mark.parametrize("read_s, arrivals_ms, released", [
     # anpr's last arrival is 6 s behind the newest: idle (5 s), the watermark follows the radar alone
-    ((0, 6_000), ["read"]),
-    # anpr arrived 4 s before the newest: in flight, it holds the radar back (event time 1 s)
-    ((2_000, 6_000), []),
+    (1, (0, 6_000), ["read"]),
+    # anpr arrived 4 s before the newest but its read (1 s) is older than the newest arrival minus the
+    # lateness (6 - 2 = 4 s): nothing of it can be in flight any more, the read is released
+    (1, (2_000, 6_000), ["read"]),
+    # a read at 5 s is newer than that bound: held
+    (5, (5_500, 6_000), []),
 ])
-def test_idleness_is_judged_on_arrival_time(arrivals_ms, released):
+def test_idleness_is_judged_on_arrival_time(read_s, arrivals_ms, released):
     buf = ReorderBuffer(lateness_us=2 * S, idle_arrival_ms=5_000)
-    buf.push("anpr", 1 * S, ("anpr",), "read", arrival_ms=arrivals_ms[0])
+    buf.push("anpr", read_s * S, ("anpr",), "read", arrival_ms=arrivals_ms[0])
     buf.push("radar", 9 * S, ("radar",), "plot", arrival_ms=arrivals_ms[1])
     assert buf.release() == released
+
+
+@pytest.mark.parametrize("arrival_s, watermark_s", [
+    (4, 2),     # the event-time rule: min(newest per source) - lateness = 2 s; the arrival bound is the same
+    (9, 7),     # a later arrival moves the watermark to arrival - lateness although no source is newer
+    (30, 28),   # a silent source cannot hold it back: the transport bound covers every source
+])
+def test_the_watermark_follows_the_newest_arrival_minus_the_lateness(arrival_s, watermark_s):
+    buf = ReorderBuffer(lateness_us=2 * S, idle_arrival_ms=60_000)
+    buf.push("slow", 4 * S, ("slow",), "a", arrival_ms=4_000)
+    buf.push("fast", 4 * S, ("fast",), "b", arrival_ms=arrival_s * 1000)
+    assert buf.watermark_us == watermark_s * S
+    assert buf.push("slow", (watermark_s + 1) * S, ("slow", 2), "c", arrival_ms=arrival_s * 1000)
+    assert not buf.push("slow", watermark_s * S, ("slow", 3), "d", arrival_ms=arrival_s * 1000)
 
 
 def test_idle_source_does_not_stall_the_others():

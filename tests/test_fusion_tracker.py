@@ -148,3 +148,21 @@ def test_two_confirmed_walkers_that_close_up_are_not_merged():
                          ob(k, "PL-R1", 1.5 * k + rng.normal(0, 5), yb + rng.normal(0, 5))])
         assert tr.merge(T0 + k * 1_000_000) == []
     assert len(tr) == 2 and tr.confirmed_count() == 2
+
+
+@pytest.mark.parametrize("jump_m, used", [(0.0, 3), (2000.0, 0)])   # an observation far outside the gate is skipped
+def test_provisional_updates_are_the_filter_on_a_copy(jump_m, used):
+    obs = target("DE-C1", (0, 0), (1.5, 0), 40, seed=3, kind="camera", local_id="o1")
+    tr = Tracker()
+    feed(tr, obs[:37])
+    state = (tr.x.copy(), tr.P.copy(), tr.t_us.copy())
+    ahead = [ob((37 + k) * 1.0, "DE-C1", o.xy[0] + jump_m, o.xy[1], kind="camera", local_id="o1")
+             for k, o in enumerate(obs[37:])]
+    track_id = tr.hinted_track(ahead[0])
+    ups = tr.provisional({track_id: ahead})
+    assert len(ups) == used
+    assert all(np.array_equal(a, b) for a, b in zip(state, (tr.x, tr.P, tr.t_us)))   # the tracker is unchanged
+    if used:
+        feed(tr, ahead)   # the same observations processed for real give the same state
+        assert ups[-1].time_us == int(tr.t_us[0])
+        assert np.allclose([ups[-1].x, ups[-1].y, ups[-1].vx, ups[-1].vy], tr.x[0], atol=1e-6)

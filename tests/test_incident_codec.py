@@ -146,3 +146,15 @@ def test_v1_frames_written_before_the_change_are_still_read():
     fastavro.schemaless_writer(body, v1, record)
     decoded = decode_incident(b"\x00" + struct.pack(">I", 201) + body.getvalue())
     assert {k: decoded[k] for k in BASE} == BASE and "decided_at" not in decoded
+
+
+@pytest.mark.parametrize("kind, allowed", [("hotlist_vehicle", True), ("border_crossing", False),
+                                           ("drone_crossing", False), ("loitering", False)])
+def test_only_a_hotlist_hit_may_carry_a_plate_onto_the_wire(kind, allowed):
+    doc = {**BASE, "type": kind, "plate": "LU14958", "country": "PL"}
+    if allowed:
+        assert decode_incident(encode_incident(doc))["plate"] == "LU14958"
+    else:
+        with pytest.raises(IncidentCodecError, match="carries a plate: only hotlist_vehicle"):
+            encode_incident(doc)
+    assert decode_incident(encode_incident({**BASE, "type": kind})).get("plate") is None

@@ -22,12 +22,13 @@ CLI = ("borderfuse.ingest.cli", "borderfuse.ingest.commands")
 
 # layer -> the borderfuse packages it may import (besides itself)
 ALLOWED = {
+    "borderfuse.privacy": (),
     "borderfuse.geo": (),
     "borderfuse.sensors": ("borderfuse.geo",),
     "borderfuse.fusion": ("borderfuse.geo", "borderfuse.sensors"),
-    "borderfuse.ingest": ("borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion"),
+    "borderfuse.ingest": ("borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion", "borderfuse.privacy"),
 }
-NO_KAFKA = ("borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion", "borderfuse.ingest.pipeline")
+NO_KAFKA = ("borderfuse.privacy", "borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion", "borderfuse.ingest.pipeline")
 
 
 def _within(module: str, packages) -> bool:

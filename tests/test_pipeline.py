@@ -88,6 +88,58 @@ def test_snapshot_restore_continues_exactly(sample):
     assert before + after == reference
 
 
+@needs_sample
+@pytest.mark.slow
+def test_snapshot_restore_at_arbitrary_split_points_continues_exactly(sample):
+    """Snapshot, restore into a new pipeline and carry on from the restored one, at several random points
+    of one replay: the whole state survives (re-encoding gives the same bytes) and the output is replay's."""
+    records, reference, _ = sample
+    splits = sorted(random.Random(23).sample(range(1, len(records)), 4))
+    pipeline, out, start = Pipeline.from_settings(Settings(), collect_tracks=True), [], 0
+    for split in [*splits, len(records)]:
+        for i in range(start, split, 1500):
+            out += pipeline.process_batch(records[i:min(i + 1500, split)]).incidents
+        start = split
+        if split < len(records):
+            blob = pipeline.snapshot()
+            restored = Pipeline.from_settings(Settings(), collect_tracks=True)
+            restored.restore(blob)
+            assert restored.snapshot() == blob
+            pipeline = restored
+    assert out + pipeline.flush().incidents == reference
+
+
+@needs_sample
+def test_pipeline_state_schema_names_every_attribute(sample):
+    from borderfuse.ingest.pipeline import PIPELINE_STATE
+
+    _, _, pipeline = sample
+    configuration = {"geography", "rules", "plates", "decoder", "engine", "arrival_settle_ms"}
+    assert set(vars(pipeline)) == {n for n, _ in PIPELINE_STATE.fields} | configuration
+
+
+def test_old_pickle_state_and_crafted_state_are_refused_and_change_nothing(tmp_path):
+    from borderfuse.ingest.state_envelope import StateFormatError
+    from old_snapshots import old_pipeline_state
+
+    pipeline = Pipeline.from_settings(Settings())
+    pipeline.process_batch(_de_reads_for_state())
+    before = pipeline.snapshot()
+    marker = tmp_path / "marker"
+    with pytest.raises(StateFormatError, match="previous, pickle-based format .* never unpickled"):
+        pipeline.restore(old_pipeline_state(marker))
+    assert not marker.exists()
+    crafted = bytearray(before)
+    crafted[6:8] = (2).to_bytes(2, "big")         # the old snapshot version in a new envelope
+    with pytest.raises(StateFormatError, match="pipeline state schema version 2 is unknown"):
+        pipeline.restore(bytes(crafted))
+    assert pipeline.snapshot() == before
+
+
+def _de_reads_for_state() -> list[RawRecord]:
+    return [_de_read("B AB 123", "D", T0_MS + i * 700, i) for i in range(5)]
+
+
 def _hotlist(key: bytes, value: dict | None, ts_ms: int, offset: int) -> RawRecord:
     return RawRecord("shared.hotlist", 0, offset, ts_ms, key, None if value is None else json.dumps(value).encode())
 

@@ -24,20 +24,21 @@ def _by_topic(records) -> dict[str, list[tuple]]:
 
 def _topic(kafka_broker, partitions: int = 1) -> str:
     name = f"pr-{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka_broker.bootstrap, [TopicSpec(name, partitions)])
+    ensure_topics(kafka_broker.bootstrap, [TopicSpec(name, partitions)], security=kafka_broker.client_config())
     return name
 
 
 @pytest.mark.integration
 def test_sample_capture_round_trip(kafka_broker_factory, sample_capture):
     broker = kafka_broker_factory()  # clean ICD topics, whatever else the session broker holds
-    ensure_topics(broker.bootstrap, icd_topics(DEFAULT_GEO_DIR))
+    admin = broker.client_config()
+    ensure_topics(broker.bootstrap, icd_topics(DEFAULT_GEO_DIR), security=admin)
     reader = CaptureReader(sample_capture, strict=True)
-    published = publish_records(broker.bootstrap, reader)
+    published = publish_records(broker.bootstrap, reader, security=admin)
     print(f"\npublish: {published.records} records in {published.seconds:.1f} s ({published.rate:,.0f}/s)")
     started = time.monotonic()
     recorded = record_topics(broker.bootstrap, [*INPUT_TOPICS, HOTLIST_TOPIC], from_beginning=True,
-                             max_records=published.records)
+                             max_records=published.records, security=admin)
     elapsed = time.monotonic() - started
     print(f"record: {len(recorded)} records in {elapsed:.1f} s ({len(recorded) / elapsed:,.0f}/s)")
     assert published.records == reader.records == len(recorded) == 90_317
@@ -55,9 +56,10 @@ def test_speed_paces_by_recorded_timestamps(kafka_broker, speed, min_s, max_s):
     topic = _topic(kafka_broker)
     # 2 s of recorded time: at speed 4 it takes ~0.5 s, at speed 0 as long as sending takes.
     records = [RawRecord(topic, 0, i, 1_700_000_000_000 + i * 100, b"k", b"v%d" % i) for i in range(21)]
-    result = publish_records(kafka_broker.bootstrap, records, speed=speed)
+    admin = kafka_broker.client_config()
+    result = publish_records(kafka_broker.bootstrap, records, speed=speed, security=admin)
     assert result.records == 21 and min_s <= result.seconds <= max_s
-    back = record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, until_idle_s=0.5)
+    back = record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, until_idle_s=0.5, security=admin)
     assert [(r.value, r.timestamp_ms) for r in back] == [(r.value, r.timestamp_ms) for r in records]
 
 
@@ -66,8 +68,9 @@ def test_partitions_are_kept_and_merged_by_timestamp(kafka_broker):
     topic = _topic(kafka_broker, partitions=2)
     records = [RawRecord(topic, i % 2, 0, 1_700_000_000_000 + i, None if i == 3 else b"k%d" % i,
                          None if i == 5 else b"v%d" % i) for i in range(10)]
-    publish_records(kafka_broker.bootstrap, records)
-    back = record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, max_records=10)
+    admin = kafka_broker.client_config()
+    publish_records(kafka_broker.bootstrap, records, security=admin)
+    back = record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, max_records=10, security=admin)
     assert [(r.partition, r.key, r.value, r.timestamp_ms) for r in back] == \
         [(r.partition, r.key, r.value, r.timestamp_ms) for r in records]
 
@@ -75,17 +78,19 @@ def test_partitions_are_kept_and_merged_by_timestamp(kafka_broker):
 @pytest.mark.integration
 def test_record_limits_and_from_now(kafka_broker):
     topic = _topic(kafka_broker)
+    admin = kafka_broker.client_config()
     publish_records(kafka_broker.bootstrap, [RawRecord(topic, 0, 0, 1_700_000_000_000 + i, None, b"old")
-                                             for i in range(5)])
-    assert len(record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, max_records=3)) == 3
+                                             for i in range(5)], security=admin)
+    assert len(record_topics(kafka_broker.bootstrap, [topic], from_beginning=True, max_records=3,
+                             security=admin)) == 3
     started = time.monotonic()
-    assert record_topics(kafka_broker.bootstrap, [topic], until_idle_s=0.5) == []  # only new records
+    assert record_topics(kafka_broker.bootstrap, [topic], until_idle_s=0.5, security=admin) == []  # only new
     assert time.monotonic() - started < 5
 
 
 @pytest.mark.integration
 def test_publish_to_missing_topic_fails_loudly(kafka_broker):
-    producer = make_producer(kafka_broker.bootstrap, max_block_ms=1500)
+    producer = make_producer(kafka_broker.bootstrap, max_block_ms=1500, **kafka_broker.client_config())
     try:
         with pytest.raises(PublishError, match="cannot send to no-such-topic-x\\[0\\].*topics create"):
             publish_records(producer, [RawRecord("no-such-topic-x", 0, 0, 1_700_000_000_000, None, b"v")])
@@ -97,13 +102,14 @@ def test_publish_to_missing_topic_fails_loudly(kafka_broker):
 def test_publish_to_missing_partition_fails_loudly(kafka_broker):
     topic = _topic(kafka_broker)
     with pytest.raises(PublishError, match=rf"cannot send to {topic}\[3\]"):
-        publish_records(kafka_broker.bootstrap, [RawRecord(topic, 3, 0, 1_700_000_000_000, None, b"v")])
+        publish_records(kafka_broker.bootstrap, [RawRecord(topic, 3, 0, 1_700_000_000_000, None, b"v")],
+                        security=kafka_broker.client_config())
 
 
 @pytest.mark.integration
 def test_record_missing_topic_is_one_clear_error(kafka_broker):
     with pytest.raises(RecordError, match="topic 'no-such-topic-y' does not exist"):
-        record_topics(kafka_broker.bootstrap, ["no-such-topic-y"], until_idle_s=0.2)
+        record_topics(kafka_broker.bootstrap, ["no-such-topic-y"], until_idle_s=0.2, security=kafka_broker.client_config())
 
 
 @pytest.mark.parametrize("call", [

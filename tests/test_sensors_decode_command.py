@@ -5,6 +5,8 @@ import json
 import pytest
 
 from borderfuse.ingest.cli import main
+from borderfuse.ingest.plate_key import plate_pseudonymiser
+from borderfuse.ingest.settings import load_settings
 from sensor_records import record_of
 
 
@@ -35,7 +37,10 @@ def test_decode_prints_counts_dead_letters_and_writes_files(capture, tmp_path, c
     assert "duplicates dropped: 1" in text and "records/s" in text
     observations = [json.loads(line) for line in out.read_text().splitlines()]
     assert [o["sensor_id"] for o in observations] == ["PL-R1", "DE-R1", "PL-ANPR-STADT-E", "DE-U1"]
-    assert observations[2]["plate"] == "LU14958" and observations[0]["time"].endswith("Z")
+    # plates leave decoding only as the settings' keyed pseudonym
+    plates = plate_pseudonymiser(load_settings(None))
+    assert observations[2]["plate"] == plates.pseudonym("LU14958") and observations[0]["time"].endswith("Z")
+    assert "LU14958" not in out.read_text() and "LU14958" not in text
     [letter] = [json.loads(line) for line in dlq.read_text().splitlines()]
     assert letter["topic"] == "de.camera.detections.dlq" and base64.b64decode(letter["value"]) == b"{oops"
     assert letter["headers"]["dlq.error.type"] == "malformed" and letter["headers"]["dlq.source.offset"] == "9"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -82,10 +82,20 @@ class CountingPipeline:
         return CountResult([CountIncident(f"flush-{self.count}", "loitering", "S1", 0)], [])
 
     def snapshot(self) -> bytes:
-        return pickle.dumps((self.count, self.digest))
+        return json.dumps({"count": self.count, "digest": self.digest.hex()}).encode()
 
     def restore(self, data: bytes) -> None:
-        self.count, self.digest = pickle.loads(data)
+        """Explicit fields (no pickle); anything else is refused like the real pipeline's crafted state."""
+        from borderfuse.ingest.state_envelope import StateFormatError
+
+        try:
+            doc = json.loads(data)
+            count, digest = doc["count"], bytes.fromhex(doc["digest"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise StateFormatError(f"counting pipeline state: {type(exc).__name__}: {exc}") from None
+        if type(count) is not int or count < 0:
+            raise StateFormatError(f"counting pipeline state: count {count!r} is not an int >= 0")
+        self.count, self.digest = count, digest
 
 
 def expected_ids(records: list[RawRecord]) -> collections.Counter:
@@ -126,35 +136,39 @@ def _records(prefix: str) -> list[RawRecord]:
                       b"" if i % 997 == 5 else f"value-{i}".encode()) for i in range(N_RECORDS)]
 
 
-def _setup(bootstrap: str, prefix: str, **extra: str):
+def _setup(broker, prefix: str, **extra: str):
+    """The service runs as principal borderfuse under the ACLs `topics create` makes (SASL/SCRAM broker)."""
     from borderfuse.capture.publish import publish_records
+    from borderfuse.ingest.acls import provision
     from borderfuse.ingest.service import FusionService
     from borderfuse.ingest.settings import load_settings
 
-    env = {"BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
+    env = {**broker.env("borderfuse"), "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
            "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix, "BORDERFUSE_SERVICE__TRANSACTION_INTERVAL_MS": "200", "BORDERFUSE_KAFKA__POLL_MAX_RECORDS": "300",
            **extra}
-    service = FusionService(load_settings(environ=env), pipeline_factory=CountingPipeline)
+    settings = load_settings(environ=env)
+    service = FusionService(settings, pipeline_factory=CountingPipeline)
     service.check_broker()
+    provision(settings)
     service.ensure_topics()
     records = _records(prefix)
-    publish_records(bootstrap, records)
+    publish_records(broker.bootstrap, records, security=broker.client_config())
     unprefixed = [attrs.evolve(r, topic=r.topic[len(prefix):]) for r in records]
     return env, service, expected_ids(unprefixed)
 
 
-def _published_ids(bootstrap: str, service) -> collections.Counter:
+def _published_ids(broker, service) -> collections.Counter:
     from borderfuse.ingest.incident_feed import read_incidents
 
-    docs = read_incidents(bootstrap, service.sector_topic.values())
+    docs = read_incidents(broker.bootstrap, service.sector_topic.values(), security=broker.client_config())
     assert all(d["_key"] == d["incident_id"].encode() and d["_topic"] == service.sector_topic[d["sector"]]
                for d in docs)
     return collections.Counter(d["incident_id"] for d in docs)
 
 
-def _committed(bootstrap: str, group: str) -> int:
+def _committed(broker, group: str) -> int:
     from borderfuse.ingest.incident_feed import committed_total
-    return committed_total(bootstrap, group)
+    return committed_total(broker.bootstrap, group, security=broker.client_config("ops"))
 
 
 def _spawn(env: dict, log: Path) -> subprocess.Popen:
@@ -164,7 +178,7 @@ def _spawn(env: dict, log: Path) -> subprocess.Popen:
 
 
 def test_in_process_run_publishes_each_incident_once_and_restart_consumes_nothing(kafka_broker):
-    env, service, expected = _setup(kafka_broker.bootstrap, "dlv1.")
+    env, service, expected = _setup(kafka_broker, "dlv1.")
     for attempt in range(2):  # the second run restores the snapshot and must add nothing
         stop = threading.Event()
         thread = threading.Thread(target=service.run, args=(stop,))
@@ -176,12 +190,12 @@ def test_in_process_run_publishes_each_incident_once_and_restart_consumes_nothin
         stop.set()
         thread.join(30)
         assert not thread.is_alive()
-        assert _published_ids(kafka_broker.bootstrap, service) == expected
+        assert _published_ids(kafka_broker, service) == expected
     assert service.dead_letters_published == sum(1 for i in range(N_RECORDS) if i % 997 == 5)
 
 
 def test_kill_9_sigterm_and_broker_restart(kafka_broker, tmp_path):
-    env, service, expected = _setup(kafka_broker.bootstrap, "dlv2.")
+    env, service, expected = _setup(kafka_broker, "dlv2.")
     env["COUNTING_PIPELINE_SLOW_S"] = "0.0005"  # ~6 s of work, so the interruptions land mid-stream
     group = env["BORDERFUSE_KAFKA__GROUP_ID"]
     log = tmp_path / "run.log"
@@ -189,7 +203,7 @@ def test_kill_9_sigterm_and_broker_restart(kafka_broker, tmp_path):
     try:
         for share, action in [(0.2, "kill"), (0.4, "term"), (0.6, "broker"), (0.75, "kill")]:
             deadline = time.monotonic() + 120
-            while _committed(kafka_broker.bootstrap, group) < share * N_RECORDS:
+            while _committed(kafka_broker, group) < share * N_RECORDS:
                 assert time.monotonic() < deadline, log.read_text()[-2000:]
                 time.sleep(0.1)
             if action == "kill":
@@ -204,7 +218,7 @@ def test_kill_9_sigterm_and_broker_restart(kafka_broker, tmp_path):
                 kafka_broker.stop()
                 kafka_broker.start()
         deadline = time.monotonic() + 120
-        while _committed(kafka_broker.bootstrap, group) < N_RECORDS:   # everything consumed and committed
+        while _committed(kafka_broker, group) < N_RECORDS:   # everything consumed and committed
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -213,7 +227,7 @@ def test_kill_9_sigterm_and_broker_restart(kafka_broker, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    published = _published_ids(kafka_broker.bootstrap, service)
+    published = _published_ids(kafka_broker, service)
     assert published == expected, (sum((expected - published).values()), sum((published - expected).values()))
 
 

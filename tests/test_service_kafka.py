@@ -18,6 +18,7 @@ import pytest
 from borderfuse.capture.files import read_capture
 from borderfuse.capture.publish import publish_records
 from borderfuse.ingest import incident_feed as feed
+from borderfuse.ingest.acls import provision
 from borderfuse.ingest.settings import load_settings
 from borderfuse.ingest.service import FusionService
 from prometheus_harness import PrometheusHarness, prometheus_available
@@ -26,31 +27,33 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
 
 
-def service_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
-    env = {"BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
+def service_env(broker, prefix: str, **extra: str) -> dict[str, str]:
+    """The service's settings on `broker`, as principal borderfuse (its topics and ACLs: `provision`)."""
+    env = {**broker.env("borderfuse"), "BORDERFUSE_KAFKA__GROUP_ID": f"{prefix}group",
            "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix}
     env.update({f"BORDERFUSE_{k.upper()}": v for k, v in extra.items()})
     return env
 
 
-def publish_capture(bootstrap: str, prefix: str, capture: Path) -> int:
+def publish_capture(broker, prefix: str, capture: Path) -> int:
     records = [attrs.evolve(r, topic=prefix + r.topic) for r in read_capture(capture)]
-    return publish_records(bootstrap, records).records
+    return publish_records(broker.bootstrap, records, security=broker.client_config()).records
 
 
-def read_incidents(bootstrap: str, service: FusionService) -> list[dict]:
+def read_incidents(broker, service: FusionService) -> list[dict]:
     """Every committed incident on the service's incident topics, decoded; keys and topics checked."""
-    docs = feed.read_incidents(bootstrap, service.sector_topic.values())
+    docs = feed.read_incidents(broker.bootstrap, service.sector_topic.values(), security=broker.client_config())
     for doc in docs:
         assert doc["_key"] == doc["incident_id"].encode()
         assert doc["_topic"] == service.sector_topic[doc["sector"]]
     return docs
 
 
-def dead_letter_count(bootstrap: str, prefix: str) -> int:
+def dead_letter_count(broker, prefix: str) -> int:
     from borderfuse.ingest.topics import INPUT_TOPICS, dlq_topic
 
-    return len(feed.read_topics(bootstrap, [prefix + dlq_topic(t) for t in INPUT_TOPICS]))
+    return len(feed.read_topics(broker.bootstrap, [prefix + dlq_topic(t) for t in INPUT_TOPICS],
+                                security=broker.client_config()))
 
 
 def keys(incidents) -> collections.Counter:
@@ -84,12 +87,13 @@ def test_service_publishes_what_replay_raises_and_prometheus_scrapes_it(kafka_br
     from borderfuse.ingest.metrics import ServiceMetrics
 
     prefix = "eq."
-    settings = load_settings(environ=service_env(kafka_broker.bootstrap, prefix))
+    settings = load_settings(environ=service_env(kafka_broker, prefix))
     metrics = ServiceMetrics()
     service = FusionService(settings, metrics=metrics)
     service.check_broker()
+    provision(settings)  # topics and ACLs, as admin; the service itself may not create topics
     service.ensure_topics()
-    total = publish_capture(kafka_broker.bootstrap, prefix, sample_capture)
+    total = publish_capture(kafka_broker, prefix, sample_capture)
     server = metrics.start_http_server("127.0.0.1", 0)
     assert prometheus_available(), "scripts/setup.sh installs prometheus (apt package)"
     prom = PrometheusHarness([f"127.0.0.1:{server.port}"])
@@ -113,10 +117,10 @@ def test_service_publishes_what_replay_raises_and_prometheus_scrapes_it(kafka_br
         prom.stop()
         server.stop()
     assert not thread.is_alive()
-    published = read_incidents(kafka_broker.bootstrap, service)
+    published = read_incidents(kafka_broker, service)
     assert published, "the sample raises incidents"
     assert keys(published) == keys(replay_reference)
-    assert dead_letter_count(kafka_broker.bootstrap, prefix) == service.dead_letters_published > 0
+    assert dead_letter_count(kafka_broker, prefix) == service.dead_letters_published > 0
 
 
 def _start_run(env: dict, log: Path) -> subprocess.Popen:
@@ -125,20 +129,21 @@ def _start_run(env: dict, log: Path) -> subprocess.Popen:
                                 env={**os.environ, **env}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 
 
-def _committed(bootstrap: str, group: str) -> int:
-    return feed.committed_total(bootstrap, group)
+def _committed(broker, group: str) -> int:
+    return feed.committed_total(broker.bootstrap, group, security=broker.client_config("ops"))  # ops: lag
 
 
 def test_kill_9_sigterm_and_broker_restart_lose_and_duplicate_nothing(kafka_broker, sample_capture,
                                                                         replay_reference, tmp_path):
     prefix = "crash."
-    env = service_env(kafka_broker.bootstrap, prefix, SERVICE__TRANSACTION_INTERVAL_MS="300",
+    env = service_env(kafka_broker, prefix, SERVICE__TRANSACTION_INTERVAL_MS="300",
                       KAFKA__POLL_MAX_RECORDS="1000")
     settings = load_settings(environ=env)
     probe = FusionService(settings)
     probe.check_broker()
+    provision(settings)
     probe.ensure_topics()
-    total = publish_capture(kafka_broker.bootstrap, prefix, sample_capture)
+    total = publish_capture(kafka_broker, prefix, sample_capture)
     group = settings.kafka.group_id
     log = tmp_path / "run.log"
     # Interrupt at several points of the stream: kill -9, SIGTERM, broker restart, kill -9.
@@ -147,7 +152,7 @@ def test_kill_9_sigterm_and_broker_restart_lose_and_duplicate_nothing(kafka_brok
     try:
         for share, action in plan:
             try:
-                wait_until(lambda: _committed(kafka_broker.bootstrap, group) >= share * total, 180,
+                wait_until(lambda: _committed(kafka_broker, group) >= share * total, 180,
                            f"{share:.0%} of the input committed", poll_s=0.2)
             except AssertionError as exc:
                 proc.send_signal(signal.SIGUSR1)  # the service prints every thread's stack
@@ -164,14 +169,14 @@ def test_kill_9_sigterm_and_broker_restart_lose_and_duplicate_nothing(kafka_brok
             else:
                 kafka_broker.stop()
                 kafka_broker.start()
-        wait_until(lambda: _committed(kafka_broker.bootstrap, group) >= total, 300, "all input committed")
+        wait_until(lambda: _committed(kafka_broker, group) >= total, 300, "all input committed")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    published = read_incidents(kafka_broker.bootstrap, probe)
+    published = read_incidents(kafka_broker, probe)
     lost = keys(replay_reference) - keys(published)
     duplicated = keys(published) - keys(replay_reference)
     assert (sum(lost.values()), sum(duplicated.values())) == (0, 0), (lost, duplicated, log.read_text()[-3000:])

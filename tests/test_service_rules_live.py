@@ -19,6 +19,7 @@ from borderfuse.capture.publish import publish_records
 from borderfuse.fusion.rules import DEFAULT_RULES_FILE
 from borderfuse.ingest.incident_feed import committed_total, read_incidents, read_topics
 from borderfuse.ingest.service import FusionService
+from borderfuse.ingest.acls import provision
 from borderfuse.ingest.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,8 +41,11 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def test_rules_applied_live_switch_at_a_boundary_and_survive_kill_9(kafka_broker_factory, sample_capture, tmp_path):
     broker = kafka_broker_factory()
-    env = {"BORDERFUSE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap, "BORDERFUSE_KAFKA__GROUP_ID": "live-rules",
+    # The service runs as borderfuse, `rules` as ops (its default principal), checks as admin, under the ACLs.
+    env = {**broker.env("borderfuse"), "BORDERFUSE_KAFKA__GROUP_ID": "live-rules",
            "BORDERFUSE_SERVICE__TRANSACTION_INTERVAL_MS": "300"}
+    admin = broker.client_config()
+    provision(load_settings(environ=env))
     probe = FusionService(load_settings(environ=env))
     probe.ensure_topics()
     records = list(read_capture(sample_capture))
@@ -55,13 +59,16 @@ def test_rules_applied_live_switch_at_a_boundary_and_survive_kill_9(kafka_broker
                                     env={**os.environ, **env}, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 
     def audit() -> list[dict]:
-        return [json.loads(r.value) for r in read_topics(broker.bootstrap, ["borderfuse.audit"], timeout_s=10)]
+        return [json.loads(r.value) for r in read_topics(broker.bootstrap, ["borderfuse.audit"], timeout_s=10,
+                                                             security=broker.client_config("ops"))]
 
     proc = start()
     try:
-        publish_records(broker.bootstrap, records[:half])
-        wait_until(lambda: committed_total(broker.bootstrap, "live-rules") >= half, 300, "the first half", log)
-        before = {d["incident_id"] for d in read_incidents(broker.bootstrap, probe.sector_topic.values())}
+        publish_records(broker.bootstrap, records[:half], security=admin)
+        wait_until(lambda: committed_total(broker.bootstrap, "live-rules", security=admin) >= half, 300,
+                   "the first half", log)
+        before = {d["incident_id"] for d in read_incidents(broker.bootstrap, probe.sector_topic.values(),
+                                                           security=admin)}
         # A broken file is refused before anything is sent, naming file, section and key.
         broken = tmp_path / "broken.toml"
         broken.write_text("[drone_crossing]\nenabled = 'nope'\n")
@@ -82,15 +89,16 @@ def test_rules_applied_live_switch_at_a_boundary_and_survive_kill_9(kafka_broker
         proc.kill()
         proc.wait(30)
         proc = start()
-        publish_records(broker.bootstrap, records[half:])
-        wait_until(lambda: committed_total(broker.bootstrap, "live-rules") >= len(records), 300, "the rest", log)
+        publish_records(broker.bootstrap, records[half:], security=admin)
+        wait_until(lambda: committed_total(broker.bootstrap, "live-rules", security=admin) >= len(records), 300,
+                   "the rest", log)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    after = read_incidents(broker.bootstrap, probe.sector_topic.values())
+    after = read_incidents(broker.bootstrap, probe.sector_topic.values(), security=admin)
     assert before <= {d["incident_id"] for d in after}, "everything raised before the switch stays"
     assert [d for d in after if d["type"] == "drone_crossing"] == []
     assert {d["type"] for d in after} >= {"border_crossing", "hotlist_vehicle", "loitering"}

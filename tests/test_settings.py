@@ -56,3 +56,40 @@ def test_bad_file_names_the_file(tmp_path, content, message):
     with pytest.raises(SettingsError, match=message) as info:
         load_settings(config, environ={})
     assert str(config) in str(info.value)
+
+
+@pytest.mark.parametrize("environ, field, value", [
+    ({}, "security_protocol", "SASL_PLAINTEXT"),
+    ({}, "sasl_mechanism", "SCRAM-SHA-512"),
+    ({}, "username", "borderfuse"),
+    ({"BORDERFUSE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "BORDERFUSE_KAFKA__SSL_CAFILE": "/ca.pem"}, "ssl_cafile", "/ca.pem"),
+    ({"BORDERFUSE_KAFKA__CREDENTIALS_FILE": "~/c.toml"}, "credentials_file", Path.home() / "c.toml"),
+])
+def test_kafka_security_fields(environ, field, value):
+    assert getattr(load_settings(environ=environ).kafka, field) == value
+
+
+def test_credentials_default_outside_the_work_tree():
+    from borderfuse.ingest.settings import PACKAGE_ROOT
+
+    path = load_settings(environ={}).kafka.credentials_file
+    assert path == Path.home() / ".config" / "borderfuse" / "dev-credentials.toml"
+    assert PACKAGE_ROOT not in path.parents
+
+
+@pytest.mark.parametrize("raw, expected", [("false", False), ("0", False), ("True", True), ("yes", True)])
+def test_broker_authentication_switch(raw, expected):
+    assert load_settings(environ={"BORDERFUSE_BROKER__AUTHENTICATION": raw}).broker.authentication is expected
+    assert load_settings(environ={}).broker.authentication is True
+
+
+@pytest.mark.parametrize("environ, names", [
+    ({"BORDERFUSE_KAFKA__SECURITY_PROTOCOL": "SSL"}, "security_protocol must be one of PLAINTEXT, SASL_PLAINTEXT"),
+    ({"BORDERFUSE_KAFKA__SASL_MECHANISM": "PLAIN"}, "sasl_mechanism must be one of"),
+    ({"BORDERFUSE_KAFKA__USERNAME": ""}, "username"),
+    ({"BORDERFUSE_BROKER__AUTHENTICATION": "maybe"}, "broker.authentication"),
+])
+def test_bad_security_settings_are_one_clear_error(environ, names):
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=environ)
+    assert names in str(info.value) and "\n" not in str(info.value)

@@ -39,7 +39,8 @@ def test_sector_topics_come_from_the_sectors_file(tmp_path):
     assert names.count("incidents.zulu-nine") == names.count("incidents.Q1") == 1
     assert "incidents.S1" not in names
     assert set(names) == {*INPUT_TOPICS, *map(dlq_topic, INPUT_TOPICS), HOTLIST_TOPIC, dlq_topic(HOTLIST_TOPIC),
-                          "incidents.zulu-nine", "incidents.Q1", "tracks.ZULU9", "tracks.Q1", "incidents.actions"}
+                          "incidents.zulu-nine", "incidents.Q1", "tracks.ZULU9", "tracks.Q1", "actions.ZULU9",
+                          "actions.Q1"}
 
 
 def test_default_geography_gives_the_four_icd_sectors():
@@ -49,7 +50,7 @@ def test_default_geography_gives_the_four_icd_sectors():
 @pytest.mark.parametrize("partitions, prefix", [(1, ""), (3, "t-")])
 def test_specs_partitions_prefix_and_compacted_hotlist(partitions, prefix):
     specs = {s.name: s for s in icd_topics(DEFAULT_GEO_DIR, partitions=partitions, prefix=prefix)}
-    assert len(specs) == 8 + 9 + 1 + 4 + 4 + 1  # inputs, their and the hotlist's dlq, hotlist, incidents, tracks, actions
+    assert len(specs) == 8 + 9 + 1 + 4 + 4 + 4  # inputs, their and the hotlist's dlq, hotlist, incidents, tracks, actions
     assert all(name.startswith(prefix) and s.partitions == partitions for name, s in specs.items())
     assert dict(specs[prefix + HOTLIST_TOPIC].configs) == {"cleanup.policy": "compact"}
     assert all("retention.ms" in dict(specs[f"{prefix}tracks.S{i}"].configs) for i in range(1, 5))
@@ -83,12 +84,13 @@ def test_ensure_topics_is_idempotent_and_creates_what_the_file_says(kafka_broker
     prefix = f"topics-{uuid.uuid4().hex[:8]}-"
     geo = _geo_dir(tmp_path, [_sector({"id": "ZULU9", "topic": "incidents.zulu-nine"})])
     specs = icd_topics(geo, partitions=2, prefix=prefix)
-    created = ensure_topics(kafka_broker.bootstrap, specs)
+    security = kafka_broker.client_config()
+    created = ensure_topics(kafka_broker.bootstrap, specs, security=security)
     assert sorted(created) == sorted(s.name for s in specs)
-    assert ensure_topics(kafka_broker.bootstrap, specs) == []
-    on_broker = set(list_topics(kafka_broker.bootstrap))
+    assert ensure_topics(kafka_broker.bootstrap, specs, security=security) == []
+    on_broker = set(list_topics(kafka_broker.bootstrap, security=security))
     assert {s.name for s in specs} <= on_broker and f"{prefix}incidents.zulu-nine" in on_broker
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap, **security)
     try:
         described = admin.describe_topics([f"{prefix}{HOTLIST_TOPIC}"])
         assert len(described[0]["partitions"]) == 2
@@ -102,3 +104,27 @@ def test_ensure_topics_is_idempotent_and_creates_what_the_file_says(kafka_broker
 def test_unreachable_broker_is_one_clear_error():
     with pytest.raises(TopicsError, match="cannot reach Kafka at 127.0.0.1:1"):
         ensure_topics("127.0.0.1:1", [TopicSpec("x")], timeout_s=1.0)
+
+
+@pytest.mark.integration
+def test_topics_create_makes_topics_and_acls_idempotently_as_admin_only(kafka_broker, monkeypatch, capsys):
+    from borderfuse.ingest.cli import main
+
+    prefix = f"cli-{uuid.uuid4().hex[:6]}-"
+    for key, value in {**kafka_broker.env(), "BORDERFUSE_SERVICE__TOPIC_PREFIX": prefix}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["topics", "create"]) == 0
+    first = capsys.readouterr().out
+    assert "topics on" in first and "0 created" not in first.splitlines()[0]
+    assert main(["topics", "create"]) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert again[0].startswith(f"topics on {kafka_broker.bootstrap}: 0 created")
+    assert again[1].startswith(f"ACLs on {kafka_broker.bootstrap}: 0 created")
+    # the service's principal sees its own topics but may not create any
+    assert main(["topics", "list", "--principal", "borderfuse"]) == 0
+    visible = set(capsys.readouterr().out.split())
+    assert f"{prefix}borderfuse.state" in visible and f"{prefix}incidents.S1" in visible
+    assert f"{prefix}borderfuse.audit" in visible and f"{prefix}de.radar.tracks.dlq" in visible
+    with pytest.raises(TopicsError, match="not allowed for this principal"):
+        ensure_topics(kafka_broker.bootstrap, [TopicSpec(f"{prefix}new.topic")],
+                      security=kafka_broker.client_config("borderfuse"))

@@ -18,6 +18,7 @@ from borderfuse.ingest.cli import main
 from borderfuse.ingest.pipeline import Pipeline
 from borderfuse.ingest.settings import load_settings
 from borderfuse.sensors.base import RawRecord
+from borderfuse.ingest.plate_key import plate_pseudonymiser
 from borderfuse.whatif.cache import CacheKey, DecodedCache, decoded_batches
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
@@ -63,7 +64,7 @@ def test_cached_batches_equal_decoding_again(small_capture, tmp_path):
     fresh = list(decoded_batches(small_capture, _pipeline(settings), settings, chunk=CHUNK, cache_dir=tmp_path,
                                  log=lambda m: None))
     key = CacheKey.of(small_capture, settings, CHUNK)
-    cached = list(DecodedCache(key.directory(tmp_path)).batches())
+    cached = list(DecodedCache(key.directory(tmp_path), plate_pseudonymiser(settings)).batches())
     assert len(fresh) == len(cached) == 7
     assert sum(len(b.dead_letters) for b in cached) >= 3
     assert any(isinstance(item, HotlistItem) for b in cached for _, _, item in b.entries)
@@ -155,3 +156,37 @@ def test_a_read_only_capture_folder_is_left_alone(small_capture, tmp_path, monke
     finally:
         folder.chmod(0o755)
     assert directory.parent == tmp_path / "home" / ".cache" / "borderfuse" / "decoded"
+
+
+@needs_sample
+def test_the_cache_holds_pseudonyms_and_another_plate_key_is_another_cache(tmp_path):
+    import attrs
+
+    from borderfuse.geo.geography import Geography
+    from borderfuse.ingest.settings import PrivacySettings
+    from borderfuse.privacy.plates import is_pseudonym
+    from borderfuse.sensors.decode import RecordDecoder
+    from borderfuse.whatif.cache_read import CacheError
+
+    settings = load_settings(None)
+    small_capture = tmp_path / "anpr.jsonl.gz"      # ANPR reads and hotlist records of the sample
+    records = itertools.islice((r for r in read_capture(SAMPLE) if r.topic.endswith((".anpr.reads", "hotlist"))), 400)
+    with gzip.open(small_capture, "wt", encoding="ascii") as f:
+        f.writelines(format_record(r) + "\n" for r in records)
+    for _ in decoded_batches(small_capture, _pipeline(settings), settings, chunk=CHUNK, cache_dir=tmp_path,
+                             log=lambda m: None):
+        pass
+    key = CacheKey.of(small_capture, settings, CHUNK)
+    strings = set(np.load(key.directory(tmp_path) / "strings.npy", allow_pickle=False).tolist())
+    clear_decoder = RecordDecoder(Geography.load(settings.icd.geo_dir), settings.icd.schemas_dir)
+    clear = {o.plate for o in clear_decoder.decode_batch(
+        [r for r in read_capture(small_capture) if r.topic.endswith(".anpr.reads")])[0]}
+    assert clear and not clear & strings
+    assert {plate_pseudonymiser(settings).pseudonym(p) for p in clear} <= {s for s in strings if is_pseudonym(s)}
+    other_file = tmp_path / "other-key"
+    other_file.write_text("ab" * 32)
+    other_file.chmod(0o600)
+    rotated = attrs.evolve(settings, privacy=PrivacySettings(plate_key_file=other_file, plate_key_id="k2"))
+    assert CacheKey.of(small_capture, rotated, CHUNK).digest != key.digest
+    with pytest.raises(CacheError, match="another plate key"):
+        DecodedCache(key.directory(tmp_path), plate_pseudonymiser(rotated))

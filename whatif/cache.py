@@ -40,7 +40,7 @@ from borderfuse.whatif.cache_read import CACHE_FORMAT, CacheError, DecodedCache
 __all__ = ["CacheError", "CacheKey", "CacheWriter", "DecodedCache", "decoded_batches", "ensure_cache"]
 
 # Bump when decoding changes in a way the source fingerprint cannot see (e.g. a dependency's behaviour).
-DECODER_VERSION = 1
+DECODER_VERSION = 2   # 2: plates are keyed pseudonyms (borderfuse.privacy.plates)
 _HASH_BLOCK = 1 << 20
 _STR_COLUMNS = ("sensor_id", "local_id", "status", "plate", "country", "direction", "topic")
 
@@ -59,12 +59,14 @@ def _hash_tree(digest, root: Path, pattern: str) -> None:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
 
 
-def decoder_fingerprint(geo_dir: Path | str, schemas_dir: Path | str, duplicate_window_s: float, chunk: int) -> str:
-    """Everything besides the capture that decides what decoding yields."""
+def decoder_fingerprint(geo_dir: Path | str, schemas_dir: Path | str, duplicate_window_s: float, chunk: int,
+                        plate_key: str = "") -> str:
+    """Everything besides the capture that decides what decoding yields (`plate_key`: the plate
+    pseudonymiser's fingerprint, never the key: another key gives other pseudonyms)."""
     import borderfuse.geo
     import borderfuse.sensors
     digest = hashlib.sha256(f"decoder {DECODER_VERSION} format {CACHE_FORMAT} chunk {chunk} "
-                            f"duplicate_window_s {duplicate_window_s!r}\0".encode())
+                            f"duplicate_window_s {duplicate_window_s!r} plate_key {plate_key}\0".encode())
     for package in (borderfuse.sensors, borderfuse.geo):
         _hash_tree(digest, Path(package.__file__).parent, "*.py")
     _hash_tree(digest, Path(geo_dir), "*")
@@ -78,15 +80,18 @@ class CacheKey:
     capture_sha256: str
     fingerprint: str
     chunk: int
+    plate_key: str = ""   # PlatePseudonymiser.fingerprint of the key the cache's plates are pseudonyms of
 
     @classmethod
     def of(cls, capture: Path | str, settings, chunk: int) -> "CacheKey":
         capture = Path(capture)
         if not capture.is_file():
             raise FileNotFoundError(f"capture file {capture} does not exist")
+        from borderfuse.ingest.plate_key import plate_pseudonymiser
+        plate_key = plate_pseudonymiser(settings).fingerprint
         return cls(capture, file_sha256(capture),
                    decoder_fingerprint(settings.icd.geo_dir, settings.icd.schemas_dir,
-                                       settings.fusion.duplicate_window_s, chunk), chunk)
+                                       settings.fusion.duplicate_window_s, chunk, plate_key), chunk, plate_key)
 
     @property
     def digest(self) -> str:
@@ -190,6 +195,7 @@ class CacheWriter:
                     dead[f"{topic}/{d[1]}"] = dead.get(f"{topic}/{d[1]}", 0) + 1
             meta = {"format": CACHE_FORMAT, "decoder_version": DECODER_VERSION, "capture": str(self.key.capture),
                     "capture_sha256": self.key.capture_sha256, "fingerprint": self.key.fingerprint,
+                    "plate_key": self.key.plate_key,
                     "chunk": self.key.chunk, "records": self.records, "observations": self.observations,
                     "batches": len(self._batches), "dead_letters": dict(sorted(dead.items()))}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -251,7 +257,7 @@ def decoded_batches(capture: Path | str, pipeline, settings, *, chunk: int, cach
     directory = key.directory(cache_dir)
     if (directory / "meta.json").is_file():
         try:
-            cache = DecodedCache(directory)
+            cache = DecodedCache(directory, pipeline.plates)
         except CacheError as exc:
             log(f"{exc}; decoding the capture again")
         else:
@@ -312,8 +318,9 @@ def ensure_cache(capture: Path | str, settings, *, chunk: int, cache_dir: Path |
         except CacheError as exc:
             log(f"{exc}; decoding the capture again")
     # decoding needs no rules: any rule set gives the same decoded batches
+    from borderfuse.ingest.plate_key import plate_pseudonymiser
     decoder = Pipeline(Geography.load(settings.icd.geo_dir), RuleSet(), settings.icd.schemas_dir,
-                       allowed_lateness_s=settings.fusion.allowed_lateness_s,
+                       plates=plate_pseudonymiser(settings), allowed_lateness_s=settings.fusion.allowed_lateness_s,
                        duplicate_window_s=settings.fusion.duplicate_window_s)
     for _ in decoded_batches(capture, decoder, settings, chunk=chunk, cache_dir=cache_dir, log=log,
                              progress=progress):

@@ -31,8 +31,11 @@ def _error_classes() -> dict[str, type[DecodeError]]:
 class DecodedCache:
     """A written cache directory, its columns memory-mapped."""
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, plates=None):
+        """`plates`: the PlatePseudonymiser the cache was written with (its hotlist records are decoded
+        again on reading); needed by `batches()`, refused when it is another key than the cache's."""
         self.directory = Path(directory)
+        self.plates = plates
         try:
             self.meta = json.loads((self.directory / "meta.json").read_text(encoding="utf-8"))
             if self.meta.get("format") != CACHE_FORMAT:
@@ -44,6 +47,9 @@ class DecodedCache:
             self._strings = np.load(self.directory / "strings.npy", allow_pickle=False).tolist() + [None]
         except (OSError, ValueError, KeyError) as exc:
             raise CacheError(f"decoded cache {self.directory} cannot be read: {exc}") from exc
+        if plates is not None and self.meta.get("plate_key") != plates.fingerprint:
+            raise CacheError(f"decoded cache {self.directory} holds pseudonyms of another plate key "
+                             f"({self.meta.get('plate_key') or 'none'}, not {plates.fingerprint})")
         if len(self._batches) != self.meta["batches"] or len(self._cols.get("time_us", ())) != self.meta["observations"]:
             raise CacheError(f"decoded cache {self.directory} is incomplete")
 
@@ -58,6 +64,8 @@ class DecodedCache:
         from borderfuse.capture.files import parse_line
         from borderfuse.sensors.hotlist import decode_hotlist
         errors = _error_classes()
+        if self.plates is None and any(b["hotlist"] for b in self._batches):
+            raise CacheError(f"decoded cache {self.directory}: reading its hotlist needs the plate pseudonymiser")
         start = 0
         for b in self._batches:
             end = start + b["observations"]
@@ -66,7 +74,7 @@ class DecodedCache:
             start = end
             entries = [(ms, (o.sensor_id, o.topic, o.partition, o.offset), o) for ms, o in zip(arrival, observations)]
             for position, arrival_ms, key, time_us, line in b["hotlist"]:   # ascending positions
-                entries.insert(position, (arrival_ms, tuple(key), HotlistItem(time_us, decode_hotlist(parse_line(line)))))
+                entries.insert(position, (arrival_ms, tuple(key), HotlistItem(time_us, decode_hotlist(parse_line(line), self.plates))))
             dead = []
             for line, kind, reason, field, topic, partition, offset in b["dead"]:
                 exc = errors.get(kind, DecodeError)(reason, topic=topic, partition=partition, offset=offset,

@@ -43,9 +43,12 @@ def run_side(name: str, cache_dir: str, rules_file: str, settings, report: Calla
     from borderfuse.whatif.cache import DecodedCache
 
     started = time.perf_counter()
-    cache = DecodedCache(cache_dir)
+    from borderfuse.ingest.plate_key import plate_pseudonymiser
+
+    plates = plate_pseudonymiser(settings)
+    cache = DecodedCache(cache_dir, plates)
     pipeline = Pipeline(Geography.load(settings.icd.geo_dir), load_rules(rules_file), settings.icd.schemas_dir,
-                        allowed_lateness_s=settings.fusion.allowed_lateness_s,
+                        plates=plates, allowed_lateness_s=settings.fusion.allowed_lateness_s,
                         duplicate_window_s=settings.fusion.duplicate_window_s)
     lines: list[dict] = []
     done = 0

@@ -2,7 +2,8 @@
 
 Drops byte-identical duplicates, decodes every sensor record and hotlist record, and prints
 per-topic counts, every dead letter (topic, offset, reason), duplicates and records/s.
-`--out` writes the observations as JSON lines, `--dlq` the dead letters as capture lines on
+`--out` writes the observations as JSON lines (plates as keyed pseudonyms, "<key id>:<hex>", as
+the service holds them: see [privacy] in the settings), `--dlq` the dead letters as capture lines on
 `<topic>.dlq` (key and value unchanged) with their dead-letter headers.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ def register(sub):
         "decode", help="decode a capture file: per-topic counts, dead letters, duplicates (no Kafka)",
         description=__doc__.split("\n\n", 1)[1])
     p.add_argument("capture", metavar="CAPTURE", type=Path, help="capture file (.jsonl or .jsonl.gz)")
-    p.add_argument("--out", metavar="FILE", type=Path, help="write observations here as JSON lines (.gz: gzipped)")
+    p.add_argument("--out", metavar="FILE", type=Path, help="write observations here as JSON lines (.gz: gzipped; "
+                   "plates as keyed pseudonyms)")
     p.add_argument("--dlq", metavar="FILE", type=Path,
                    help="write dead letters here as capture lines on <topic>.dlq with a 'headers' object")
     p.add_argument("--batch", metavar="N", type=int, default=2000,
@@ -71,11 +73,18 @@ def _run(args) -> int:
         return 2
     # imported here: pyproj and shapely are slow to import and every other command's --help would pay
     from borderfuse.geo.geography import Geography
+    from borderfuse.ingest.plate_key import plate_pseudonymiser
+    from borderfuse.privacy.plates import PlateKeyError
     from borderfuse.sensors.decode import RecordDecoder
     from borderfuse.sensors.topics import HOTLIST_TOPIC
 
     icd = args.settings.icd
-    decoder = RecordDecoder(Geography.load(icd.geo_dir), icd.schemas_dir)
+    try:
+        plates = plate_pseudonymiser(args.settings)
+    except PlateKeyError as exc:
+        print(f"borderfuse decode: {exc}", file=sys.stderr)
+        return 2
+    decoder = RecordDecoder(Geography.load(icd.geo_dir), icd.schemas_dir, plates)
     dedup = DuplicateFilter(args.settings.fusion.duplicate_window_s)
     counts = collections.defaultdict(collections.Counter)
     dead_letters: list[tuple[RawRecord, DecodeError]] = []
@@ -108,7 +117,7 @@ def _run(args) -> int:
                     counts[record.topic]["duplicates"] += 1
                 elif record.topic == HOTLIST_TOPIC:
                     try:
-                        decode_hotlist(record)
+                        decode_hotlist(record, plates)
                         counts[record.topic]["hotlist updates"] += 1
                     except DecodeError as exc:
                         _dead([(record, exc)])

@@ -15,9 +15,10 @@ def register(sub):
     p = sub.add_parser(
         "replay", help="run the fusion pipeline over a capture file and write its incidents",
         description="Run the same pipeline as the live service over a capture (.jsonl or .jsonl.gz, arrival "
-        "order), deterministically: the same capture and rules give byte-identical output. Progress on stderr; "
+        "order), deterministically: the same capture, rules and plate key give byte-identical output. Progress on stderr; "
         "a summary at the end (records, dead letters, duplicates, late, tracks, incidents per type and sector, "
-        "records/s).")
+        "records/s). Plates appear only in hotlist_vehicle incidents; the pipeline holds keyed pseudonyms "
+        "([privacy] plate_key_file, made at the default place when missing); --dlq keeps the raw records.")
     p.add_argument("capture", metavar="CAPTURE", help="capture file (.jsonl or .jsonl.gz)")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="incidents, one JSON object per line (ICD contract fields first; updates reuse the id)")

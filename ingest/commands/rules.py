@@ -14,7 +14,8 @@ def register(sub):
         description="`apply FILE` validates FILE (an error names the file, section and key and changes nothing), "
         "then writes it to the control topic borderfuse.rules for the service's consumer group (settings "
         "kafka.group_id). The running service switches to it at its next transaction boundary, keeps its tracks, "
-        "records who/when/which keys changed from what to what on borderfuse.audit, shows the version on /metrics "
+        "records who/when/which keys changed from what to what on borderfuse.audit (the request itself is audited too"
+        " as rules.requested: who, Kafka principal, host), shows the version on /metrics "
         "(borderfuse_rules_info) and keeps the rules across restarts (they are part of its committed state). "
         "`show` prints the latest rules record on the control topic.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -25,6 +26,9 @@ def register(sub):
     for parser in (apply, actions.choices["show"]):
         parser.add_argument("--bootstrap", metavar="HOST:PORT",
                             help="Kafka bootstrap servers (default: settings kafka.bootstrap_servers)")
+        parser.add_argument("--principal", default="ops", metavar="NAME",
+                            help="Kafka principal to act as (default ops, which may read and write "
+                            "borderfuse.rules and write borderfuse.audit; password from kafka.credentials_file)")
     p.set_defaults(func=_run)
 
 
@@ -33,7 +37,12 @@ def _run(args) -> int:
     from borderfuse.ingest.kafka_probe import reachable
     from borderfuse.ingest.rules_control import RULES_TOPIC, RulesRecord, parse_rules_text, rules_version
 
-    settings = args.settings
+    import attrs
+
+    from borderfuse.ingest.kafka_security import client_config
+
+    # Everything below (the control record, the audit of the request, `show`) runs as --principal.
+    settings = attrs.evolve(args.settings, kafka=attrs.evolve(args.settings.kafka, username=args.principal))
     bootstrap = args.bootstrap or settings.kafka.bootstrap_servers
     topic = settings.service.topic_prefix + RULES_TOPIC
     key = settings.kafka.group_id.encode()
@@ -51,13 +60,14 @@ def _run(args) -> int:
     if not reachable(bootstrap):
         print(f"borderfuse rules: cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers)", file=sys.stderr)
         return 1
+    security = client_config(settings.kafka)
     if args.action == "show":
-        return _show(bootstrap, topic, key)
+        return _show(bootstrap, topic, key, security)
     record = RulesRecord(text, rules_version(text), args.by or getpass.getuser(), time.time(), socket.gethostname())
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security)
     try:
         producer.send(topic, key=key, value=record.encode()).get(timeout=30)
     except KafkaError as exc:
@@ -65,17 +75,33 @@ def _run(args) -> int:
         return 1
     finally:
         producer.close(timeout=5)
+    _audit_request(settings, bootstrap, record)
     print(f"rules {record.version} sent to {topic} for group {settings.kafka.group_id!r}; the service applies them at "
           f"its next transaction boundary (see borderfuse_rules_info on /metrics and {settings.service.topic_prefix}"
           f"borderfuse.audit)")
     return 0
 
 
-def _show(bootstrap: str, topic: str, key: bytes) -> int:
+def _audit_request(settings, bootstrap: str, record) -> None:
+    """The request itself is audited (who asked, as which Kafka principal, from where); the service
+    audits the switch (rules.applied / rules.rejected) when it happens."""
+    from borderfuse.ingest.audit import AuditError, KafkaAuditWriter
+
+    writer = KafkaAuditWriter(settings, "borderfuse rules", bootstrap=bootstrap)
+    try:
+        writer.write("rules.requested", record.by, where_from=record.host, version=record.version,
+                     group=settings.kafka.group_id, principal=getattr(settings.kafka, "username", "") or "anonymous")
+    except AuditError as exc:
+        print(f"borderfuse rules: warning: {exc}", file=sys.stderr)
+    finally:
+        writer.close()
+
+
+def _show(bootstrap: str, topic: str, key: bytes, security: dict | None = None) -> int:
     from borderfuse.ingest.incident_feed import read_topics
     from borderfuse.ingest.rules_control import RulesRecord, RulesRecordError
 
-    latest = [r for r in read_topics(bootstrap, [topic]) if r.key == key]
+    latest = [r for r in read_topics(bootstrap, [topic], security=security) if r.key == key]
     if not latest:
         print("no rules applied live: the service uses its settings' rules file (fusion.rules_file)")
         return 0

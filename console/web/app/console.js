@@ -251,10 +251,13 @@ function renderList() {
     (state.filter.size ? ` in ${[...state.filter].sort().join(", ")}` : " (all sectors)");
 }
 
+function toLogin() { location.assign("/login"); }
+
 async function act(id, action, body) {
   try {
     const resp = await fetch(`/api/incidents/${encodeURIComponent(id)}/${action}`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (resp.status === 401) { toLogin(); return; }
     const doc = await resp.json();
     if (!resp.ok) { toast(doc.error || `HTTP ${resp.status}`); return; }
     applyIncident(doc.entry, false);
@@ -267,9 +270,8 @@ function onListClick(ev) {
   const id = li.dataset.id;
   const button = ev.target.closest("button[data-act]");
   if (button) {
-    const by = $("operator").value.trim() || "operator";
     const action = button.dataset.act;
-    const body = { by };
+    const body = {};  // who acts is the logged-in user (the server records it)
     if (action === "assign") body.unit = li.querySelector('input[data-field="unit"]').value;
     if (action === "resolve") body.note = li.querySelector('input[data-field="note"]').value;
     act(id, action, body);
@@ -318,22 +320,26 @@ function onEvent(msg) {
 function connect() {
   const source = new EventSource("/api/events");
   source.onopen = () => { $("conn").textContent = "live"; $("conn").className = "conn ok"; };
-  source.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn bad"; };
+  source.onerror = async () => {
+    $("conn").textContent = "reconnecting…"; $("conn").className = "conn bad";
+    // the stream also ends when the session does: then back to the login page
+    try { if ((await fetch("/api/me")).status === 401) { source.close(); toLogin(); } } catch (err) { /* offline: EventSource retries */ }
+  };
   source.onmessage = msg => { try { onEvent(msg); } catch (err) { stats.errors.push(String(err)); console.error(err); } };
 }
 
 async function main() {
-  const operator = localStorage.getItem("borderfuse.operator");
-  if (operator) $("operator").value = operator;
-  $("operator").addEventListener("change", e => localStorage.setItem("borderfuse.operator", e.target.value));
   $("mute").checked = localStorage.getItem("borderfuse.mute") === "1";
   $("mute").addEventListener("change", e => localStorage.setItem("borderfuse.mute", e.target.checked ? "1" : "0"));
   $("incidents").addEventListener("click", onListClick);
-  const geo = await (await fetch("/api/geography")).json();
+  const resp = await fetch("/api/geography");
+  if (resp.status === 401) { toLogin(); return; }
+  const geo = await resp.json();
   state.layers = geo;
   $("mode").textContent = geo.mode;
+  $("user").textContent = `${geo.user} (${geo.user_sectors.join(", ") || "no sector"})`;
   drawGeography(geo);
-  sectorFilter(geo.sector_ids);
+  sectorFilter(geo.user_sectors);  // the server sends only these sectors' incidents and tracks
   connect();
 }
 
