@@ -1,6 +1,7 @@
 """`borderfuse run` refuses bad settings and an unreachable broker with one clear line, exit 2."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -61,3 +62,21 @@ def test_help_describes_exactly_once_and_metrics():
     text = " ".join(result.stdout.split())
     for needle in ("exactly-once", "one Kafka transaction", "schema id 202", "/metrics", "SIGTERM"):
         assert needle in text
+
+
+@pytest.mark.parametrize("logger, level, shown", [
+    ("kafka.net.selector", logging.WARNING, False),   # event-loop timing: noise for an operator
+    ("kafka.net.selector", logging.ERROR, True),
+    ("kafka.producer.sender", logging.WARNING, True),
+    ("kafka.conn", logging.INFO, False),
+])
+def test_configure_logging_keeps_kafka_noise_out(logger, level, shown):
+    from borderfuse.ingest.commands.run import configure_logging
+
+    saved = {name: logging.getLogger(name).level for name in ("kafka", "kafka.net.selector")}
+    try:
+        configure_logging()
+        assert logging.getLogger(logger).isEnabledFor(level) is shown
+    finally:
+        for name, value in saved.items():
+            logging.getLogger(name).setLevel(value)

@@ -43,11 +43,17 @@ class KafkaNoiseFilter(logging.Filter):
         return True
 
 
+SELECTOR_LOGGER = "kafka.net.selector"
+
+
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kafka = logging.getLogger("kafka")
     kafka.setLevel(logging.WARNING)
+    # kafka-python 3's event loop warns whenever one of its tasks runs over 0.1 s (a busy 2-core machine):
+    # nothing an operator can act on, and every few seconds.
+    logging.getLogger(SELECTOR_LOGGER).setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_only_kafka(KafkaNoiseFilter()))
 
