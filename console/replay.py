@@ -2,7 +2,7 @@
 at N x the capture's own time, feeding the console state (incidents, decided times, tracks).
 
 For training and for rule tuners: the same page as live, on recorded traffic and a rules file of
-one's own. Operators' actions are kept in memory (there is no `incidents.actions` topic here).
+one's own. Operators' actions are kept in memory (there are no `actions.<sector>` topics here).
 """
 from __future__ import annotations
 

@@ -17,8 +17,6 @@ from borderfuse.fusion.types import TrackReport
 TRACK_TOPIC_PREFIX = "tracks."
 # Operators' actions on incidents: one topic per sector, so an ACL can let a centre write only its own.
 ACTIONS_TOPIC_PREFIX = "actions."
-# The single pre-security actions topic; no longer created (kept only until every reader moves to actions_topic).
-ACTIONS_TOPIC = "incidents.actions"
 # Consoles draw trails and live positions only: a short retention keeps the topics small
 # (a console starts from the last minutes, never from the beginning).
 TRACK_RETENTION_MS = 15 * 60 * 1000
