@@ -14,7 +14,6 @@ sector, with generated passwords that it writes beside the users file in `consol
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import stat
@@ -26,6 +25,8 @@ from typing import Iterable
 import attrs
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from borderfuse.ingest.private_files import open_to_others, write_private
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -59,7 +60,7 @@ def hash_password(password: str) -> str:
 
 def _check_private(path: Path) -> None:
     mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if open_to_others(mode):
         raise UsersFileError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}): chmod 600 {path}")
 
 
@@ -85,23 +86,12 @@ def load_users(path: str | Path) -> dict[str, User]:
     return users
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically with mode 600 (its folder made 700 if new)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def save_users(path: str | Path, users: Iterable[User]) -> None:
     lines = ["# borderfuse console users: argon2 password hashes and each user's sectors. Never commit this file.\n"]
     for user in users:
         sectors = ", ".join(f'"{s}"' for s in user.sectors)
         lines.append(f'\n[users."{user.name}"]\npassword_hash = "{user.password_hash}"\nsectors = [{sectors}]\n')
-    _write_private(Path(path).expanduser(), "".join(lines))
+    write_private(Path(path).expanduser(), "".join(lines))
 
 
 def add_user(path: str | Path, name: str, password: str, sectors: Iterable[str],
@@ -138,7 +128,7 @@ def ensure_dev_users(users_file: str | Path, sectors: Iterable[str]) -> dict[str
               f"{path}). Generated; never commit this file.\n"]
     for name, password in passwords.items():
         logins.append(f'\n[users."{name}"]\npassword = "{password}"\nsectors = {wanted[name]!r}\n'.replace("'", '"'))
-    _write_private(dev_logins_path(path), "".join(logins))
+    write_private(dev_logins_path(path), "".join(logins))
     save_users(path, [User(name, hash_password(passwords[name]), wanted[name]) for name in wanted])
     return passwords
 
@@ -201,7 +191,7 @@ def session_secret(path: str | Path) -> str:
     """The session-signing key from `path`, made (random, mode 600) when missing."""
     path = Path(path).expanduser()
     if not path.exists():
-        _write_private(path, secrets.token_hex(32) + "\n")
+        write_private(path, secrets.token_hex(32) + "\n")
     _check_private(path)
     secret = path.read_text().strip()
     if len(secret) < 32:

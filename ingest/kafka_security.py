@@ -8,13 +8,13 @@ development `write_credentials` generates one (`borderfuse broker start` and scr
 """
 from __future__ import annotations
 
-import os
 import secrets
 import stat
 import tomllib
 from pathlib import Path
 from typing import Iterable
 
+from borderfuse.ingest.private_files import open_to_others, write_private
 from borderfuse.ingest.settings import DEFAULT_CREDENTIALS_FILE, KafkaSettings, SettingsError
 
 __all__ = ["ADMIN", "SERVICE", "OPS", "PL_AGENCY", "DE_AGENCY", "CredentialsError", "DEFAULT_CREDENTIALS_FILE",
@@ -52,7 +52,7 @@ def load_credentials(path: str | Path) -> dict[str, str]:
                                f"`borderfuse broker credentials` makes a development one") from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CredentialsError(f"credentials file {path} cannot be read as TOML: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if open_to_others(mode):
         raise CredentialsError(f"credentials file {path} is readable by others (mode {stat.S_IMODE(mode):o}): "
                                f"chmod 600 {path}")
     principals = data.get("principals")
@@ -76,16 +76,10 @@ def write_credentials(path: str | Path, principals: Iterable[str]) -> tuple[dict
     if not added:
         return existing, []
     creds = {**existing, **{p: secrets.token_urlsafe(24) for p in added}}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = ["# borderfuse Kafka credentials (SASL/SCRAM-SHA-512). Generated; never commit this file.\n"]
     for name, password in creds.items():
         lines.append(f'\n[principals."{name}"]\npassword = "{password}"\n')
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("".join(lines))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, "".join(lines))
     return creds, added
 
 

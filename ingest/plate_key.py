@@ -13,6 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from borderfuse.ingest.private_files import open_to_others
 from borderfuse.ingest.settings import PrivacySettings
 from borderfuse.privacy.plates import MIN_KEY_BYTES, PlateKeyError, PlatePseudonymiser
 
@@ -47,7 +48,7 @@ def read_plate_key(path: Path | str) -> bytes:
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII hex"
         raise PlateKeyError(f"plate key file {path} is unreadable: {why}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if open_to_others(mode):
         raise PlateKeyError(f"plate key file {path} has mode {stat.S_IMODE(mode):o}: others may read it; "
                             f"chmod 600 {path}")
     digits = "".join(text.split())
