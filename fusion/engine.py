@@ -110,20 +110,31 @@ class FusionEngine:
         return "behind_track", []
 
     def look_ahead(self, held: list[Any]) -> list[Incident]:
-        """Crossings decided on observations still waiting behind the watermark (`held`: the items the
-        reorder buffer holds, in event order), so that a well-observed target is called as soon as its own
-        sensors show it across, not a whole allowed lateness later. Only observations whose local id hints at
-        a confirmed track established on a side count, and only for tracks one of them puts on the other
-        side: the tracker's filter runs on a copy (Tracker.provisional) and the crossing is judged exactly
-        as on the tracker's own updates (CrossingDetector.look_ahead); the class hold applies as usual; the
-        tracker's own crossing of the track when the observations are processed is the same event."""
+        """Decisions that observations still waiting behind the watermark (`held`: the items the reorder
+        buffer holds, in event order) already allow, so that a well-observed target is called as soon as its
+        own sensors show it, not a whole allowed lateness later: crossings, and dwells that complete. Only
+        observations whose local id hints at a track count; the tracker's filter runs on a copy
+        (Tracker.provisional) and the rule judges exactly as on the tracker's own updates."""
         hinted: dict[str, list[Observation]] = {}
         for item in held:
             if isinstance(item, HotlistItem) or item.local_id is None or item.sensor_kind == "anpr":
                 continue
             track_id = self.tracker.hinted_track(item)
-            if track_id is not None and self.crossings.pending_side(track_id) is not None:
+            if track_id is not None:
                 hinted.setdefault(track_id, []).append(item)
+        if not hinted:
+            return []
+        out = self._look_ahead_crossings({t: obs for t, obs in hinted.items()
+                                          if self.crossings.pending_side(t) is not None})
+        if self.rules.loitering.enabled:
+            out += self._look_ahead_loitering({t: obs for t, obs in hinted.items()
+                                               if self.loitering.may_complete(t, obs[-1].time_us)})
+        return out
+
+    def _look_ahead_crossings(self, hinted: dict[str, list[Observation]]) -> list[Incident]:
+        """Only tracks established on a side that one of their held observations puts on the other side;
+        the crossing is judged as on the tracker's updates (CrossingDetector.look_ahead), the class hold
+        applies as usual, and the tracker's own crossing of the track later is the same event."""
         if not hinted:
             return []
         ids = list(hinted)
@@ -150,6 +161,22 @@ class FusionEngine:
             if (settled and waited >= p.class_min_hold_s) or waited >= p.class_max_hold_s:
                 self.stats["crossing_looked_ahead"] += 1
                 out += self._crossing_incident(cand, cls)
+        return out
+
+    def _look_ahead_loitering(self, hinted: dict[str, list[Observation]]) -> list[Incident]:
+        """Dwells whose 300 s a held observation completes (LoiteringDetector.look_ahead): raised then,
+        once; the tracker's own update of the track later finds the dwell already raised."""
+        if not hinted:
+            return []
+        cfg = self.rules.tracker
+        classes = {}
+        for track_id in hinted:
+            track = self.tracker.get(track_id)
+            classes[track_id] = track.class_state(cfg.settle_weight, cfg.settle_share)[0] if track else "unknown"
+        out = []
+        for hit in self.loitering.look_ahead(self.tracker.provisional(hinted), classes):
+            self.stats["loitering_looked_ahead"] += 1
+            out += self._loitering_incident(hit)
         return out
 
     # --- slices ---

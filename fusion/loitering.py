@@ -119,6 +119,34 @@ class LoiteringDetector:
                 hits.append(hit)
         return hits
 
+    def may_complete(self, track_id: str, time_us: int) -> bool:
+        """Whether an update of the track at `time_us` could complete a dwell not raised yet (its samples
+        reach back `duration_s`): the cheap test that chooses what to look ahead on."""
+        st = self._state.get(track_id)
+        return (st is not None and st.raised_center is None
+                and _window_oldest(st.samples, time_us - int(self.rule.duration_s * 1e6)) is not None)
+
+    def look_ahead(self, updates: list[TrackUpdate], classes: dict[str, str]) -> list[LoiterHit]:
+        """Dwells that provisional track updates (the tracker's filter run on observations still held behind
+        the watermark, see Tracker.provisional) complete, judged as `observe` judges the update that completes
+        a dwell. Only a hit changes the state (the dwell is raised, once); the samples stay the tracker's own."""
+        r = self.rule
+        span = int(r.duration_s * 1e6)
+        ups = [u for u in updates if u.sigma_m <= self.max_sigma and u.track.confirmed
+               and classes.get(u.track.id, "unknown") in r.classes and self.may_complete(u.track.id, u.time_us)]
+        if not ups:
+            return []
+        near = self.geography.distance_to_border(np.array([u.x for u in ups]), np.array([u.y for u in ups]))
+        hits = []
+        for u, d in zip(ups, near.tolist()):
+            st = self._state[u.track.id]
+            if st.raised_center is not None or d > r.border_distance_m:
+                continue
+            hit = self._dwell_complete(u, st, list(st.samples) + [(u.time_us, u.x, u.y, True)], span)
+            if hit is not None:
+                hits.append(hit)
+        return hits
+
     def _dwell_complete(self, u: TrackUpdate, st: _Dwell, samples, span: int) -> LoiterHit | None:
         """The hit when `samples` (the last one is `u`) make a complete dwell: the window since
         u.time - span all near the border, inside the circle, lingering; the dwell is then raised."""

@@ -220,6 +220,32 @@ def test_loitering_is_decided_when_the_dwell_completes_not_at_the_next_sample(sa
     assert 300.0 <= (incidents[0].time_us - T0) / 1e6 <= 306.0
 
 
+@pytest.mark.parametrize("hinted, enabled, expected", [
+    (True, True, ["loitering"]),    # its camera and radar track ids complete the 300 s: decided now
+    (False, True, []),              # observations without a local id: nothing to look ahead on
+    (True, False, []),              # the rule switched off: no look-ahead either
+])
+def test_look_ahead_decides_a_dwell_on_observations_still_held(hinted, enabled, expected):
+    rules = attrs.evolve(RULES, loitering=attrs.evolve(RULES.loitering, enabled=enabled))
+    bx, by = border_x(52.265)
+    obs = walk((bx - 150, by), (0.0, 0.0), 0.0, 420.0, _dwell_sensors(), cls="person", wander=20.0, seed=3)
+    obs.sort(key=lambda o: (o.time_us, o.sensor_id))
+    engine = FusionEngine(GEO, rules)
+    watermark = T0 + 298_000_000
+    held = [o for o in obs if watermark < o.time_us <= watermark + 4_000_000]
+    if not hinted:
+        held = [attrs.evolve(o, local_id=None) for o in held]
+    assert engine.process([o for o in obs if o.time_us <= watermark], watermark) == []
+    early = engine.look_ahead(held)
+    assert [i.type for i in early] == expected
+    if early:
+        assert 300.0 <= (early[0].time_us - T0) / 1e6 <= 302.0
+    assert engine.look_ahead(held) == []        # raised once
+    later = engine.process([o for o in obs if o.time_us > watermark], obs[-1].time_us + 60_000_000) + engine.flush()
+    # the tracker's own update of the track finds the dwell raised; without the look-ahead it is raised now
+    assert [i.type for i in early + later] == (["loitering"] if enabled else [])
+
+
 def test_loitering_far_from_the_border_raises_nothing():
     bx, by = border_x(52.265)
     obs = walk((bx - 800, by), (0.0, 0.0), 0.0, 420.0, _dwell_sensors(), cls="person", wander=60.0, seed=3)
