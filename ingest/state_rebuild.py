@@ -18,6 +18,7 @@ import attrs
 from kafka import KafkaConsumer, TopicPartition
 
 from borderfuse.ingest.arrival_merge import ArrivalMerge
+from borderfuse.ingest.publisher import RECONNECT_BACKOFF_MAX_MS
 from borderfuse.sensors.base import RawRecord
 
 log = logging.getLogger("borderfuse.service")
@@ -58,7 +59,8 @@ def rebuild_to_committed(group_consumer: KafkaConsumer, tps: list[TopicPartition
         return Rebuild({}, 0)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
                              enable_auto_commit=False, isolation_level="read_committed",
-                             max_partition_fetch_bytes=1024 * 1024, **(security or {}))
+                             max_partition_fetch_bytes=1024 * 1024,
+                             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **(security or {}))
     try:
         return _rebuild(consumer, targets, pipeline, prefix, max_records, poll_timeout_ms)
     finally:

@@ -16,6 +16,7 @@ import time
 
 import attrs
 
+from borderfuse.ingest.publisher import RECONNECT_BACKOFF_MAX_MS
 from borderfuse.ingest.state_envelope import KIND_SERVICE, StateFormatError, open_sealed, seal
 
 STATE_TOPIC_CONFIG = {
@@ -114,7 +115,7 @@ def read_latest_snapshot(bootstrap: str, topic: str, key: bytes, timeout_s: floa
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
                              enable_auto_commit=False, isolation_level="read_committed",
                              fetch_max_bytes=128 * 1024 * 1024, max_partition_fetch_bytes=64 * 1024 * 1024,
-                             reconnect_backoff_max_ms=1000,  # prompt after an outage (kafka-python: 30 s)
+                             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
                              **(security or {}))
     try:
         partitions = consumer.partitions_for_topic(topic)
