@@ -5,7 +5,7 @@ Who may do what (names as in ingest/kafka_security.py; every topic name takes th
 | principal | allowed |
 | --- | --- |
 | `pl-agency`, `de-agency` | WRITE its own raw topics (`pl.*` / `de.*` of the ICD) and `shared.hotlist` (both feed it, ICD); read nothing |
-| `borderfuse` | READ the raw topics and the hotlist; WRITE `incidents.<sector>`, `tracks.<sector>`, every `.dlq`, `borderfuse.audit`; READ+WRITE `borderfuse.state`; READ `borderfuse.rules`; READ its consumer group; WRITE its transactional id; DESCRIBE `actions.<sector>` (its start-up check) |
+| `borderfuse` | READ the raw topics and the hotlist; WRITE `incidents.<sector>`, `tracks.<sector>`, every `.dlq`, `borderfuse.audit`; READ+WRITE `borderfuse.state`; READ `borderfuse.rules`; READ its consumer group; WRITE its transactional id |
 | `centre-<sector>` | READ `incidents.<sector>`, `tracks.<sector>`; READ+WRITE `actions.<sector>`; WRITE (not read) `borderfuse.audit` |
 | `ops` | DESCRIBE every topic and group (lag); READ+WRITE `borderfuse.audit` (`rules apply` audits its request); READ+WRITE `borderfuse.rules` (`borderfuse rules apply|show`) |
 | `admin` | super user (broker setting `super.users`): creates topics and these ACLs, nothing else by default |
@@ -73,8 +73,6 @@ def grants(geo_dir: Path, prefix: str = "", group_id: str = "borderfuse", state_
         topic(centre, "READ", actions_topic(sector))
         topic(centre, "WRITE", actions_topic(sector))
         topic(centre, "WRITE", AUDIT_TOPIC)
-        # The service's start-up check (FusionService.ensure_topics) looks for every ICD topic: metadata only.
-        topic(SERVICE, "DESCRIBE", actions_topic(sector))
     topic(SERVICE, "READ", state_topic)
     topic(SERVICE, "WRITE", state_topic)
     topic(SERVICE, "WRITE", AUDIT_TOPIC)

@@ -31,7 +31,7 @@ from borderfuse.ingest.state_envelope import StateFormatError
 from borderfuse.ingest.state_rebuild import rebuild_to_committed
 from borderfuse.ingest.state_store import (STATE_TOPIC_CONFIG, ServiceSnapshot, SnapshotError, SnapshotRefused,
                                            encode_snapshot, read_latest_snapshot)
-from borderfuse.ingest.track_feed import TrackFeed
+from borderfuse.ingest.track_feed import TrackFeed, actions_topic
 from borderfuse.ingest.topics import HOTLIST_TOPIC, INPUT_TOPICS, TopicSpec, TopicsError, dlq_topic, ensure_topics, \
     icd_topics, sector_topics
 from borderfuse.sensors.base import RawRecord
@@ -177,9 +177,12 @@ class FusionService:
 
     def ensure_topics(self) -> None:
         """Every topic the service reads or writes (inputs, hotlist, every dead-letter topic including
-        the hotlist's, incidents, state, rules control, audit) exists afterwards, or TopicsError names
-        the missing ones."""
-        specs = [TopicSpec(self.prefix + s.name, s.partitions, s.configs) for s in icd_topics(self.settings.icd.geo_dir)]
+        the hotlist's, incidents, tracks, state, rules control, audit) exists afterwards, or TopicsError
+        names the missing ones. Not the operators' actions topics: the service neither reads nor writes
+        them, so its principal has no right on them (least privilege, ingest/acls.py)."""
+        actions = {actions_topic(sector) for sector in self.sector_topic}
+        specs = [TopicSpec(self.prefix + s.name, s.partitions, s.configs) for s in icd_topics(self.settings.icd.geo_dir)
+                 if s.name not in actions]
         specs.append(TopicSpec(self.state_topic, 1, tuple(STATE_TOPIC_CONFIG.items())))
         specs.append(TopicSpec(self.rules_topic, 1, tuple(RULES_TOPIC_CONFIG.items())))
         specs.append(TopicSpec(self.audit_topic, 1, tuple(AUDIT_TOPIC_CONFIG.items())))

@@ -61,6 +61,12 @@ def test_every_topic_has_grants_and_every_principal_is_known():
     assert {g.principal for g in table} <= set(dev_principals())
 
 
+@pytest.mark.parametrize("sector", ["S1", "S2", "S3", "S4"])
+def test_the_service_holds_no_right_on_operators_actions(sector):
+    # least privilege: the service neither reads nor writes them, not even their metadata
+    assert [g for g in grants(DEFAULT_GEO_DIR) if g.principal == SERVICE and g.resource_name == f"actions.{sector}"] == []
+
+
 def test_prefix_and_service_identity_follow_the_settings():
     table = grants(DEFAULT_GEO_DIR, prefix="t-", group_id="g1")
     assert all(g.resource_name.startswith("t-") for g in table if g.resource_type == "TOPIC")
@@ -152,7 +158,7 @@ READ_DENIED = [
     *[(PL_AGENCY, t) for t in DE_TOPICS], *[(DE_AGENCY, t) for t in PL_TOPICS],
     (PL_AGENCY, PL_TOPICS[0]), (DE_AGENCY, HOTLIST_TOPIC),           # agencies read nothing, not even their own
     (centre_principal("S1"), "incidents.S2"), (centre_principal("S1"), "tracks.S2"),
-    (centre_principal("S1"), "actions.S2"), (centre_principal("S1"), AUDIT),
+    (centre_principal("S1"), "actions.S2"), (centre_principal("S1"), AUDIT), (SERVICE, "actions.S1"),
     *[(who, STATE) for who in (PL_AGENCY, DE_AGENCY, OPS, centre_principal("S1"))],
     *[(who, dlq_topic(DE_TOPICS[0])) for who in (PL_AGENCY, DE_AGENCY, OPS, centre_principal("S3"))],
 ]
