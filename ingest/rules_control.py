@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tomllib
 from typing import Any
 
@@ -20,6 +21,8 @@ import attrs
 from borderfuse.fusion.rules import RuleSet, RulesError, rules_from_mapping
 # the audit record format lives in ingest/audit.py; re-exported for the service and older imports
 from borderfuse.ingest.audit import AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, audit_record  # noqa: F401
+
+log = logging.getLogger("borderfuse.service")
 
 RULES_TOPIC = "borderfuse.rules"
 RULES_TOPIC_CONFIG = {"cleanup.policy": "compact"}
@@ -83,3 +86,49 @@ def changed_keys(old: RuleSet | None, new: RuleSet) -> list[dict[str, Any]]:
 
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
+
+
+class LiveRules:
+    """The rules a running service has in force ("" = its settings' rules file) and how a record of the
+    control topic changes them: the newest valid record for the service's group takes effect at once
+    (tracks and rule state kept); every record is audited, applied or rejected, in the open transaction."""
+
+    def __init__(self, key: bytes, rules_topic: str, audit_topic: str, service_id: str, metrics=None):
+        self.key, self.rules_topic, self.audit_topic, self.service_id = key, rules_topic, audit_topic, service_id
+        self.metrics = metrics
+        self.toml, self.version = "", ""
+
+    def restore(self, toml: str, version: str, pipeline) -> None:
+        """The rules of a restored snapshot (none: the settings' file, which the pipeline was built with)."""
+        if toml:
+            pipeline.set_rules(parse_rules_text(toml, f"rules {version} of the snapshot"))
+        self.toml, self.version = toml, version
+        self._publish_version()
+
+    def apply(self, records, pipeline, producer) -> None:
+        for record in records:
+            if record.key != self.key:
+                continue  # another service group's rules
+            where = f"{self.rules_topic}@{record.offset}"
+            try:
+                change = RulesRecord.decode(record.value, where)
+                rules = parse_rules_text(change.toml, f"rules {change.version} ({where})")
+            except (RulesRecordError, RulesError) as exc:
+                log.error("service: rules change refused, the rules in force stay: %s", exc)
+                producer.send(self.audit_topic, self.key, audit_record(
+                    "rules.rejected", "?", service=self.service_id, details={"reason": str(exc), "record": where}))
+                continue
+            details = {"from_version": self.version or "settings", "to_version": change.version,
+                       "requested_at": change.at_unix_s, "changes": changed_keys(pipeline.rules, rules),
+                       "record": where}
+            pipeline.set_rules(rules)
+            self.toml, self.version = change.toml, change.version
+            producer.send(self.audit_topic, self.key, audit_record(
+                "rules.applied", change.by, service=self.service_id, details=details, where_from=change.host))
+            log.info("service: rules %s in force (from %s), %d key(s) changed, asked by %s", change.version,
+                     details["from_version"], len(details["changes"]), change.by)
+            self._publish_version()
+
+    def _publish_version(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_rules_version(self.version or "settings")

@@ -21,11 +21,10 @@ from kafka.errors import KafkaError
 from borderfuse.fusion.rules import RulesError
 from borderfuse.ingest.arrival_merge import ArrivalMerge
 from borderfuse.ingest.incident_codec import encode_incident
+from borderfuse.ingest.input_lag import InputLag
 from borderfuse.ingest.kafka_security import client_config
 from borderfuse.ingest.publisher import RECONNECT_BACKOFF_MAX_MS, PublishError, TransactionalPublisher
-from borderfuse.ingest.rules_control import (AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, RULES_TOPIC, RULES_TOPIC_CONFIG,
-                                             RulesRecord, RulesRecordError, audit_record, changed_keys,
-                                             parse_rules_text, rules_version)
+from borderfuse.ingest.rules_control import AUDIT_TOPIC, AUDIT_TOPIC_CONFIG, RULES_TOPIC, RULES_TOPIC_CONFIG, LiveRules
 from borderfuse.ingest.settings import Settings
 from borderfuse.ingest.state_envelope import StateFormatError
 from borderfuse.ingest.state_rebuild import rebuild_to_committed
@@ -41,8 +40,6 @@ log = logging.getLogger("borderfuse.service")
 LAG_INTERVAL_S = 2.0
 # Records the timestamp merge may hold (in poll batches) before polling waits for processing.
 MERGE_BUFFER_BATCHES = 5
-# Bound every blocking client call: an unbounded one can stall the loop silently across a broker restart.
-POSITION_TIMEOUT_MS = 15000
 
 
 class ServiceError(RuntimeError):
@@ -82,9 +79,9 @@ class FusionService:
         self.state_key = settings.kafka.group_id.encode()
         self.rules_topic = self.prefix + RULES_TOPIC
         self.audit_topic = self.prefix + AUDIT_TOPIC
-        self.rules_toml, self.rules_version = "", ""   # "" = the settings' rules file
         self._rules_consumer: KafkaConsumer | None = None
         self.transactional_id = f"borderfuse-{self.prefix}{settings.kafka.group_id}"
+        self._rules = LiveRules(self.state_key, self.rules_topic, self.audit_topic, self.transactional_id, metrics)
         try:
             self.sector_topic = {s: self.prefix + t for s, t in sector_topics(settings.icd.geo_dir).items()}
         except TopicsError as exc:
@@ -99,8 +96,7 @@ class FusionService:
         self.needs_flush = False  # records processed since the last flush (kept in the snapshot)
         self._producer: TransactionalPublisher | None = None
         self._consumer: KafkaConsumer | None = None
-        self._ends: dict[tuple[str, int], int] = {}       # last known end offset per input partition
-        self._positions: dict[tuple[str, int], int] = {}  # next offset to process per input partition
+        self._lag = InputLag(self.prefix, metrics)
         self._track_feed = TrackFeed(prefix=self.prefix)  # consoles' tracks.<sector>, <= 1 update/s per track
 
     # ------------------------------------------------------------------ start / recover
@@ -130,36 +126,6 @@ class FusionService:
                                    f"{self.settings.service.startup_timeout_s:.0f} s: is the broker running? "
                                    f"(`borderfuse broker start`)")
             time.sleep(1.0)
-
-    def _apply_rules(self, records, pipeline, producer) -> None:
-        """The newest valid rules record for this service's group takes effect now (tracks kept);
-        every record is audited, applied or rejected, in the open transaction."""
-        for record in records:
-            if record.key != self.state_key:
-                continue  # another service group's rules
-            where = f"{self.rules_topic}@{record.offset}"
-            try:
-                change = RulesRecord.decode(record.value, where)
-                rules = parse_rules_text(change.toml, f"rules {change.version} ({where})")
-            except (RulesRecordError, RulesError) as exc:
-                log.error("service: rules change refused, the rules in force stay: %s", exc)
-                producer.send(self.audit_topic, self.state_key, audit_record(
-                    "rules.rejected", "?", service=self.transactional_id, details={"reason": str(exc), "record": where}))
-                continue
-            details = {"from_version": self.rules_version or "settings", "to_version": change.version,
-                       "requested_at": change.at_unix_s, "changes": changed_keys(pipeline.rules, rules),
-                       "record": where}
-            pipeline.set_rules(rules)
-            self.rules_toml, self.rules_version = change.toml, change.version
-            producer.send(self.audit_topic, self.state_key, audit_record(
-                "rules.applied", change.by, service=self.transactional_id, details=details, where_from=change.host))
-            log.info("service: rules %s in force (from %s), %d key(s) changed, asked by %s", change.version,
-                     details["from_version"], len(details["changes"]), change.by)
-            self._publish_rules_version()
-
-    def _publish_rules_version(self) -> None:
-        if self.metrics is not None:
-            self.metrics.set_rules_version(self.rules_version or "settings")
 
     def _watch_broker(self, stop: threading.Event, every_s: float = 1.0) -> None:
         """broker_up from a TCP probe each second, beside the loop: a transaction can wait tens of
@@ -209,18 +175,15 @@ class FusionService:
             log.error("service: latest snapshot refused, rebuilding the state from the topics: %s", exc)
             snapshot, pipeline = None, self.pipeline_factory(self.settings)
         if snapshot is not None:
-            if snapshot.rules_toml:   # the rules in force when it was taken (applied live)
-                pipeline.set_rules(parse_rules_text(snapshot.rules_toml, f"rules {snapshot.rules_version} of the snapshot"))
-            self.rules_toml, self.rules_version = snapshot.rules_toml, snapshot.rules_version
+            self._rules.restore(snapshot.rules_toml, snapshot.rules_version, pipeline)  # in force when taken
             self.committed_transactions = snapshot.sequence
             self.records_processed = snapshot.records_processed
             self.needs_flush = snapshot.needs_flush
-            self._positions.update({(t[len(self.prefix):], p): o for (t, p), o in snapshot.offsets.items()})
+            self._lag.restored(snapshot.offsets)
         else:
             self.committed_transactions = self.records_processed = 0
             self.needs_flush = False
-            self.rules_toml, self.rules_version = "", ""
-        self._publish_rules_version()
+            self._rules.restore("", "", pipeline)
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, client_id=kafka.client_id, group_id=kafka.group_id,
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
@@ -309,7 +272,7 @@ class FusionService:
                             self.metrics.publish_error()
                         from borderfuse.ingest.kafka_probe import reachable
                         self.metrics.set_broker_up(reachable(self.bootstrap))
-                        self._report_stale_lag()
+                        self._lag.report_stale()
                     if stop.is_set():
                         log.error("service: stopping without a final commit (%s: %s); a restart resumes from "
                                   "the last committed snapshot", type(exc).__name__, exc)
@@ -334,7 +297,7 @@ class FusionService:
         pending = _Pending()
         stall_warned = False
         last_lag_s = time.monotonic()
-        ends = self._update_lag(consumer, tps)
+        ends = self._lag.update(consumer, tps)
         want_input = True
         interval_s = svc.transaction_interval_ms / 1000
         while True:
@@ -348,15 +311,15 @@ class FusionService:
                     merge.add(RawRecord(topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in batch)
                     if self.metrics is not None:
                         self.metrics.consumed(topic, len(batch))
-                lagging = self._lagging(consumer, tps, ends)
+                lagging = self._lag.lagging(consumer, tps, ends)
                 if now - last_lag_s >= LAG_INTERVAL_S or (polled and len(lagging) < len(tps)):
                     # kafka-python learns a partition's high watermark only when a poll hands out that
                     # partition's share of a fetch, so one that looks caught up may already hold records
                     # older than those just polled (seen: 10-86 s older in a burst, processed late and
                     # unlike replay). Its end offset, asked after this poll, says so.
-                    ends = self._update_lag(consumer, tps)
+                    ends = self._lag.update(consumer, tps)
                     last_lag_s = now
-                    lagging = self._lagging(consumer, tps, ends)
+                    lagging = self._lag.lagging(consumer, tps, ends)
                 # Bounded batches keep the commit cadence.
                 released = merge.release(lagging, now, limit=kafka.poll_max_records)
                 # Poll again only while the merge is short of work or blocked (bounds its memory).
@@ -368,7 +331,7 @@ class FusionService:
                     self._process(pipeline, pipeline.process_batch(released), pending, now)
                     for r in released:
                         next_offsets[(self.prefix + r.topic, r.partition)] = r.offset + 1
-                        self._positions[(r.topic, r.partition)] = r.offset + 1
+                        self._lag.processed(r.topic, r.partition, r.offset)
                     pending.records += len(released)
                     if self.metrics is not None:
                         self.metrics.observe_batch(time.perf_counter() - started)
@@ -387,7 +350,7 @@ class FusionService:
                     if pending.records or pending.flushed:
                         self._commit(pipeline, producer, consumer, next_offsets, pending)
                         pending = _Pending(opened_s=time.monotonic())
-                    self._apply_rules(records, pipeline, producer)
+                    self._rules.apply(records, pipeline, producer)
                     next_offsets[(self.rules_topic, 0)] = records[-1].offset + 1
                     pending.flushed = True   # commit the switch (snapshot with the rules, audit) now
             # An alarm does not wait for the transaction interval: the patrol centre sees it once it commits.
@@ -403,33 +366,6 @@ class FusionService:
                 log.info("service: stopped after %d transactions, %d records", self.committed_transactions,
                          self.records_processed)
                 return
-
-    def _lagging(self, consumer: KafkaConsumer, tps: list[TopicPartition],
-                 ends: dict[TopicPartition, int]) -> list[tuple[str, int]]:
-        """Partitions whose position is behind their end (highwater of the last fetch, or the end
-        offset asked for every LAG_INTERVAL_S: an empty partition's fetch may report no highwater)."""
-        lagging = []
-        for tp in tps:
-            end = max(consumer.highwater(tp) or 0, ends.get(tp, 0))
-            if consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS) < end:
-                lagging.append((tp.topic[len(self.prefix):], tp.partition))
-        return lagging
-
-    def _update_lag(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        ends = consumer.end_offsets(tps, timeout_ms=POSITION_TIMEOUT_MS)
-        for tp in tps:
-            key = (tp.topic[len(self.prefix):], tp.partition)
-            self._ends[key] = ends[tp]
-            self._positions[key] = consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
-        self._report_stale_lag()
-        return ends
-
-    def _report_stale_lag(self) -> None:
-        """Lag from the last known end offsets and the last processed positions: it stays true
-        (and grows only as the ends did) while the broker cannot be asked."""
-        if self.metrics is not None:
-            for (topic, partition), end in self._ends.items():
-                self.metrics.set_lag(topic, partition, max(end - self._positions.get((topic, partition), 0), 0))
 
     def _process(self, pipeline, result, pending: _Pending, poll_wall_s: float) -> None:
         producer = self._producer
@@ -462,7 +398,7 @@ class FusionService:
         snapshot = ServiceSnapshot(offsets={(t, p): o for (t, p), o in next_offsets.items()},
                                    pipeline_state=pipeline.snapshot(), sequence=self.committed_transactions + 1,
                                    records_processed=self.records_processed, needs_flush=self.needs_flush,
-                                   rules_toml=self.rules_toml, rules_version=self.rules_version)
+                                   rules_toml=self._rules.toml, rules_version=self._rules.version)
         producer.send(self.state_topic, self.state_key, encode_snapshot(snapshot))
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets.items()
                    if t != self.rules_topic}   # the rules topic's position lives in the snapshot only
