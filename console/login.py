@@ -18,10 +18,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from borderfuse.console.throttle import LoginThrottle
+
 log = logging.getLogger("borderfuse.console")
 MAX_FIELD = 200
 WRONG = "Wrong user name or password. Check Caps Lock and try again."
 NO_SECTORS = "You are not assigned to any sector this console serves. Ask your supervisor."
+THROTTLED = ("Too many failed logins from this computer. Try again in {minutes} min, or ask your shift "
+             "supervisor to check your account.")
 AUDIT_DOWN = ("The login cannot be recorded right now (the audit trail is unreachable), so it is refused. "
               "Try again in a minute; if it keeps happening, call the duty technician.")
 
@@ -70,7 +74,10 @@ async def _credentials(request: Request) -> tuple[str, str, bool]:
     return user[:MAX_FIELD], password[:MAX_FIELD * 5], wants_json
 
 
-def login_routes(access, served: frozenset[str], app_dir: Path, console_id: str) -> list[Route]:
+def login_routes(access, served: frozenset[str], app_dir: Path, console_id: str,
+                 throttle: LoginThrottle | None = None) -> list[Route]:
+    throttle = throttle or LoginThrottle()
+
     def where(request: Request) -> str:
         return request.client.host if request.client else ""
 
@@ -85,12 +92,26 @@ def login_routes(access, served: frozenset[str], app_dir: Path, console_id: str)
     async def login(request: Request) -> Response:
         user, password, wants_json = await _credentials(request)
         loop = asyncio.get_running_loop()
+
+        def refuse(message: str, status: int, headers: dict | None = None):
+            response = JSONResponse({"error": message}, status_code=status) if wants_json \
+                else _page(app_dir, message, user, status)
+            response.headers.update(headers or {})
+            return response
+        wait_s = throttle.wait_s(user, where(request))
+        if wait_s > 0:   # not even checked: a right guess now would tell the guesser it was right
+            try:
+                await loop.run_in_executor(None, lambda: write_audit("console.login_throttled", user or "(empty)",
+                                                                     request, retry_after_s=int(wait_s) + 1))
+            except Exception as exc:  # noqa: BLE001 - refused anyway
+                log.error("console: throttled login of %r not audited: %s", user, exc)
+            return refuse(THROTTLED.format(minutes=int(wait_s // 60) + 1), 429, {"Retry-After": str(int(wait_s) + 1)})
         found = await loop.run_in_executor(None, access.auth.verify, user, password) if user and password else None
         sectors = sorted(set(found.sectors) & served) if found else []
-
-        def refuse(message: str, status: int):
-            return JSONResponse({"error": message}, status_code=status) if wants_json \
-                else _page(app_dir, message, user, status)
+        if found is None:
+            throttle.failed(user, where(request))
+        else:
+            throttle.succeeded(user, where(request))
         if found is None or not sectors:
             reason = "no sector served here" if found else "wrong user name or password"
             try:

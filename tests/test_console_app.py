@@ -187,6 +187,19 @@ def test_a_login_sets_a_strict_httponly_session_and_is_audited_and_a_logout_ends
     assert [r["who"] for r in audit.records if r["what"] == "console.logout"] == ["centre-S1"]
 
 
+def test_password_guessing_is_throttled_and_audited_even_when_the_guess_is_right(served):
+    base, _, _, audit = served
+    client = Client(base)
+    for _ in range(5):
+        assert client.login("centre-S1", "a guess")[0] == 401
+    status, doc = client.login("centre-S1", PASSWORD)      # right now, but not even checked
+    assert status == 429 and "Too many failed logins" in doc["error"] and "15 min" in doc["error"]
+    assert client.call("/api/me")[0] == 401
+    assert client.login("centre-S2")[0] == 200              # another name from here: not locked
+    [throttled] = [r for r in audit.records if r["what"] == "console.login_throttled"]
+    assert throttled["who"] == "centre-S1" and 0 < throttled["retry_after_s"] <= 900
+
+
 def test_a_login_that_cannot_be_audited_is_refused(served):
     base, _, _, audit = served
     audit.down = True
