@@ -15,7 +15,7 @@ import attrs
 
 from borderfuse.fusion.rules import HotlistRule
 from borderfuse.sensors.base import Observation
-from borderfuse.sensors.validate import normalise_plate
+from borderfuse.privacy.plates import normalise_plate
 
 
 @attrs.define(slots=True)

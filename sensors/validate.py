@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from borderfuse.privacy.plates import normalise_plate
 from borderfuse.sensors.base import (
     BadTimestampError, EmptyValueError, ImpossibleValueError, MalformedError, OutOfRangeError,
     OversizedFieldError, RawRecord,
@@ -16,7 +17,6 @@ MAX_PLATE_CHARS = 16
 MAX_CLOCK_SKEW_US = 24 * 3600 * 1_000_000  # event time vs broker time, per the ICD
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
-_NOT_PLATE_CHARS = re.compile(r"[^A-Z0-9]")
 _ISO2 = re.compile(r"[A-Z]{2}")
 
 # Vienna Convention distinguishing signs that differ from the ISO 3166-1 alpha-2 code. Two-letter
@@ -161,10 +161,6 @@ def plate(doc: Mapping[str, Any], name: str = "plate") -> str:
     if not normalised:
         raise EmptyValueError(f"field {name} ({len(raw)} characters) has no letters or digits", field=name)
     return normalised
-
-
-def normalise_plate(raw: str) -> str:
-    return _NOT_PLATE_CHARS.sub("", raw.upper())
 
 
 def country(doc: Mapping[str, Any], name: str, *, vienna: bool) -> str:

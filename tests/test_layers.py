@@ -24,8 +24,8 @@ CLI = ("borderfuse.ingest.cli", "borderfuse.ingest.commands")
 ALLOWED = {
     "borderfuse.privacy": (),
     "borderfuse.geo": (),
-    "borderfuse.sensors": ("borderfuse.geo",),
-    "borderfuse.fusion": ("borderfuse.geo", "borderfuse.sensors"),
+    "borderfuse.sensors": ("borderfuse.geo", "borderfuse.privacy"),   # the ICD's plate normalisation
+    "borderfuse.fusion": ("borderfuse.geo", "borderfuse.sensors", "borderfuse.privacy"),
     "borderfuse.ingest": ("borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion", "borderfuse.privacy"),
 }
 NO_KAFKA = ("borderfuse.privacy", "borderfuse.geo", "borderfuse.sensors", "borderfuse.fusion", "borderfuse.ingest.pipeline")
