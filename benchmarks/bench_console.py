@@ -79,7 +79,7 @@ def percentiles(values) -> tuple[float, float, float]:
 
 def main() -> int:
     args = parse_args()
-    from borderfuse.devbroker.broker import free_port
+    from borderfuse.devbroker.processes import free_port
     from test_console_browser import log_in, new_browser, users_env, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="bench-console-"))

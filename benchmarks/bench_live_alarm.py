@@ -28,7 +28,8 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from borderfuse.devbroker.broker import KafkaBroker, free_port
+from borderfuse.devbroker.broker import KafkaBroker
+from borderfuse.devbroker.processes import free_port
 from borderfuse.ingest.acls import provision
 from borderfuse.ingest.incident_feed import follow_incidents
 from borderfuse.ingest.kafka_security import ADMIN, client_config, dev_principals

@@ -52,7 +52,7 @@ def format_incident(doc: dict) -> str:
 
 
 def _free_or(port: int) -> int:
-    from borderfuse.devbroker.broker import free_port, port_is_free
+    from borderfuse.devbroker.processes import free_port, port_is_free
 
     return port if port and port_is_free(port) else free_port()
 

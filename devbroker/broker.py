@@ -9,19 +9,14 @@ same data dir brings the same broker (same topics, same port) back.
 """
 from __future__ import annotations
 
-import base64
-import ctypes
-import errno
 import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +26,11 @@ from borderfuse.ingest.kafka_probe import LOOPBACK, answers_metadata, reachable 
 from borderfuse.ingest.kafka_security import (
     ADMIN, DEFAULT_CREDENTIALS_FILE, CredentialsError, dev_principals, load_credentials, write_credentials,
 )
+from borderfuse.devbroker.config import _LOG4J2, new_cluster_id, server_properties
+from borderfuse.devbroker.processes import _die_with_parent, free_port, port_is_free, stop_pid
 
 POM_FILE = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 COMPLETE_MARKER = ".complete"
-_PR_SET_PDEATHSIG = 1
 
 Log = Callable[[str], None]
 
@@ -88,169 +84,6 @@ def fetch_kafka(version: str, cache_dir: Path, log: Log = _stderr) -> Path:
         log(f"broker: fetched Kafka {version} ({len(list(libs.glob('*.jar')))} jars) "
             f"in {time.monotonic() - started:.1f} s (cold start)")
     return libs
-
-
-# --------------------------------------------------------------------------- ports
-
-
-def new_cluster_id() -> str:
-    """A random KRaft cluster id (base64url of a UUID). Like Kafka's own Uuid.randomUuid, never one that
-    starts with '-': StorageTool's argument parser would take it for an option (1 start in 64)."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR: a just-stopped broker's TIME_WAIT connections do not make its port "taken".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-        return True
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the parent dies (a killed pytest leaves no JVM)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def is_kafka_pid(pid: int) -> bool:
-    """True when `pid` is a live Kafka JVM (guards against signalling a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"kafka.Kafka" in cmdline and pid_alive(pid)
-
-
-def stop_pid(pid: int, timeout_s: float = 30.0, wait: Callable[[float], bool] | None = None) -> None:
-    """SIGTERM, wait up to `timeout_s`, then SIGKILL. `wait(t)` -> exited? (children use Popen.wait)."""
-    def default_wait(t: float) -> bool:
-        deadline = time.monotonic() + t
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return True
-            time.sleep(0.1)
-        return not pid_alive(pid)
-
-    wait = wait or default_wait
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    if not wait(timeout_s):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        wait(10.0)
-
-
-# --------------------------------------------------------------------------- config
-
-_LOG4J2 = """\
-# Quiet: the broker logs to {log_file}, warnings only (plus the start line).
-status = error
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = {log_file}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.file.ref = FILE
-logger.server.name = kafka.server.KafkaRaftServer
-logger.server.level = INFO
-"""
-
-
-def _jaas_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def security_properties(port: int, controller_port: int, admin_password: str | None) -> dict:
-    """Listeners and authorisation. With `admin_password`: clients on SASL_PLAINTEXT with SCRAM-SHA-512 (users
-    in the KRaft metadata, bootstrapped at format), the broker itself as `admin` over SCRAM, the controller
-    listener on SASL PLAIN with `admin` only (SCRAM users live in the metadata the controller serves, so the
-    controller listener cannot use them), StandardAuthorizer and deny-by-default. Without: all PLAINTEXT, no
-    authoriser (the plain comparison broker)."""
-    if admin_password is None:
-        return {
-            "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        }
-    pw = _jaas_quote(admin_password)
-    return {
-        "listeners": f"SASL_PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"SASL_PLAINTEXT://{LOOPBACK}:{port}",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
-            f"org.apache.kafka.common.security.scram.ScramLoginModule required username={_jaas_quote(ADMIN)} "
-            f"password={pw};",
-        "sasl.mechanism.controller.protocol": "PLAIN",
-        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config":
-            f"org.apache.kafka.common.security.plain.PlainLoginModule required username={_jaas_quote(ADMIN)} "
-            f"password={pw} user_{ADMIN}={pw};",
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": f"User:{ADMIN}",
-        "allow.everyone.if.no.acl.found": "false",
-    }
-
-
-def server_properties(port: int, controller_port: int, log_dirs: Path, admin_password: str | None = None) -> str:
-    props = {
-        "process.roles": "broker,controller",
-        "node.id": 1,
-        "controller.quorum.voters": f"1@{LOOPBACK}:{controller_port}",
-        **security_properties(port, controller_port, admin_password),
-        "log.dirs": str(log_dirs),
-        # Test-friendly: explicit topics only, single replica everywhere, no rebalance delay.
-        "auto.create.topics.enable": "false",
-        "num.partitions": 1,
-        "default.replication.factor": 1,
-        "offsets.topic.replication.factor": 1,
-        "offsets.topic.num.partitions": 1,
-        "transaction.state.log.replication.factor": 1,
-        "transaction.state.log.min.isr": 1,
-        "share.coordinator.state.topic.replication.factor": 1,
-        "share.coordinator.state.topic.min.isr": 1,
-        "group.initial.rebalance.delay.ms": 0,
-        "num.network.threads": 2,
-        "num.io.threads": 4,
-    }
-    return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
 @attrs.define

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from borderfuse.devbroker.broker import LOOPBACK, BrokerError, KafkaBroker, answers_metadata, is_kafka_pid, stop_pid
+from borderfuse.devbroker.broker import LOOPBACK, BrokerError, KafkaBroker, answers_metadata
+from borderfuse.devbroker.processes import is_kafka_pid, stop_pid
 from borderfuse.ingest.kafka_security import ADMIN, client_config, dev_principals, write_credentials
 
 PID_FILE = "broker.pid"

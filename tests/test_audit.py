@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from borderfuse.devbroker.broker import free_port
+from borderfuse.devbroker.processes import free_port
 from borderfuse.ingest.audit import (AUDIT_TOPIC, SCHEMA, AuditError, KafkaAuditWriter, LogAuditWriter,
                                      audit_record, audit_service_start, decode_audit)
 from borderfuse.ingest.settings import load_settings

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from borderfuse.devbroker.broker import (
-    COMPLETE_MARKER, BrokerError, KafkaBroker, answers_metadata, fetch_kafka, is_kafka_pid, kafka_home,
-    new_cluster_id, server_properties,
-)
+from borderfuse.devbroker.broker import COMPLETE_MARKER, BrokerError, KafkaBroker, answers_metadata, fetch_kafka, kafka_home
+from borderfuse.devbroker.config import new_cluster_id, server_properties
+from borderfuse.devbroker.processes import is_kafka_pid
 from borderfuse.devbroker import command as broker_command
 from borderfuse.ingest.settings import load_settings
 

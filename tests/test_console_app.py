@@ -19,7 +19,7 @@ from borderfuse.console.geography import load_layers
 from borderfuse.console.server import serve_in_thread
 from borderfuse.console.state import ConsoleState
 from borderfuse.console.users import User, UsersFileAuth, hash_password, save_users
-from borderfuse.devbroker.broker import free_port
+from borderfuse.devbroker.processes import free_port
 from borderfuse.ingest.audit import LogAuditWriter
 from borderfuse.ingest.settings import load_settings
 from test_console_state import incident

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from borderfuse.devbroker.broker import free_port
+from borderfuse.devbroker.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "out" / "screenshots"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from borderfuse.devbroker.broker import free_port
+from borderfuse.devbroker.processes import free_port
 from borderfuse.ingest.cli import main
 
 

@@ -18,7 +18,7 @@ import pytest
 from borderfuse.capture.files import read_capture
 from borderfuse.capture.publish import publish_records
 from borderfuse.console.server import start_console
-from borderfuse.devbroker.broker import free_port
+from borderfuse.devbroker.processes import free_port
 from borderfuse.ingest import incident_feed as feed
 from borderfuse.ingest.acls import provision
 from borderfuse.ingest.audit import AUDIT_TOPIC

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from borderfuse.devbroker.broker import pid_alive
+from borderfuse.devbroker.processes import pid_alive
 from borderfuse.demo.command import format_incident
 
 REPO = Path(__file__).resolve().parent.parent
