@@ -92,7 +92,6 @@ class FusionService:
         self.incidents_published = 0
         self.dead_letters_published = 0
         self.restarts = 0
-        self.flushes = 0
         self.needs_flush = False  # records processed since the last flush (kept in the snapshot)
         self._producer: TransactionalPublisher | None = None
         self._consumer: KafkaConsumer | None = None
