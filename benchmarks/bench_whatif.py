@@ -1,10 +1,13 @@
-"""What the decoded-observation cache saves: a replay decoding the capture (cold, writing the cache) against
-one reading the cache (warm), and `borderfuse diff` of two rule sets with a warm cache (not a test).
+"""What the what-if caches save, measured in one run (not a test):
+- replay cold: decoding the capture, tracking, writing the decoded cache and the tracker tape;
+- replay warm, decoded cache only (the tracker runs again) and warm with the tracker tape;
+- `borderfuse diff` of two rule sets (B: loitering off) with a warm cache, without and with the tape.
 
     python benchmarks/bench_whatif.py [--capture FILE] [--jobs 2]
 
-Prints wall and CPU seconds and records/s of each, the warm/cold ratio, and the machine's load average
-(other work on the cores shows in the wall times; CPU seconds are the steadier figure).
+Prints wall and CPU seconds and records/s of each, the warm/cold ratios, whether every warm run gave the cold
+run's incident lines, and the machine's load average (other work on the cores shows in the wall times; CPU
+seconds are the steadier figure).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from borderfuse.ingest.pipeline import Pipeline
 from borderfuse.ingest.settings import load_settings
 from borderfuse.whatif.cache import CacheKey, decoded_batches
 from borderfuse.whatif.runner import run_both
+from borderfuse.whatif.tape_store import TapeSession
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" / "sample" / "capture.jsonl.gz"
 CHUNK = 2000
@@ -32,15 +36,21 @@ def _cpu() -> float:
     return self_.ru_utime + self_.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _replay(capture: Path, settings, cache_dir: Path) -> tuple[float, float, int]:
+def _replay(capture: Path, settings, cache_dir: Path, tape: bool) -> tuple[float, float, int, list]:
+    """(wall s, CPU s, records, incident lines) of a replay through the cache (and the tracker tape)."""
     wall, cpu = time.perf_counter(), _cpu()
     pipeline = Pipeline.from_settings(settings)
-    n = 0
-    for batch in decoded_batches(capture, pipeline, settings, chunk=CHUNK, cache_dir=cache_dir, log=lambda m: None):
-        pipeline.process_decoded(batch)
+    key = CacheKey.of(capture, settings, CHUNK)
+    session = TapeSession(pipeline, key.directory(cache_dir)) if tape else None
+    n, lines = 0, []
+    for batch in decoded_batches(capture, pipeline, settings, chunk=CHUNK, cache_dir=cache_dir, log=lambda m: None,
+                                 key=key):
+        lines += [inc.to_json_dict() for inc in pipeline.process_decoded(batch).incidents]
         n += batch.records
-    pipeline.flush()
-    return time.perf_counter() - wall, _cpu() - cpu, n
+    lines += [inc.to_json_dict() for inc in pipeline.flush().incidents]
+    if session is not None:
+        session.finish(flushed=True)
+    return time.perf_counter() - wall, _cpu() - cpu, n, lines
 
 
 def main() -> int:
@@ -54,23 +64,34 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="borderfuse-bench-whatif-") as tmp:
         cache_dir = Path(tmp)
         print(f"load average before: {os.getloadavg()}")
-        cold = _replay(a.capture, settings, cache_dir)
-        warm = _replay(a.capture, settings, cache_dir)
+        cold = _replay(a.capture, settings, cache_dir, tape=True)
+        warm_cache = _replay(a.capture, settings, cache_dir, tape=False)
+        warm_tape = _replay(a.capture, settings, cache_dir, tape=True)
         b_rules = cache_dir / "b.toml"
         b_rules.write_text(DEFAULT_RULES_FILE.read_text().replace("[loitering]\nenabled = true",
                                                                    "[loitering]\nenabled = false"))
-        wall, cpu = time.perf_counter(), _cpu()
-        run_both(CacheKey.of(a.capture, settings, CHUNK).directory(cache_dir), {"a": DEFAULT_RULES_FILE, "b": b_rules},
-                 settings, jobs=a.jobs, total_records=cold[2], quiet=True)
-        diff = (time.perf_counter() - wall, _cpu() - cpu, 2 * cold[2])
+        diffs = {}
+        for tape in (False, True):
+            wall, cpu = time.perf_counter(), _cpu()
+            sides = run_both(CacheKey.of(a.capture, settings, CHUNK).directory(cache_dir),
+                             {"a": DEFAULT_RULES_FILE, "b": b_rules}, settings, jobs=a.jobs, total_records=cold[2],
+                             quiet=True, tape=tape)
+            diffs[tape] = (time.perf_counter() - wall, _cpu() - cpu, 2 * cold[2], sides["a"].incident_lines)
         shutil.rmtree(cache_dir, ignore_errors=True)
-    for name, (w, c, n) in (("replay cold (decode + write cache)", cold), ("replay warm (cache)", warm),
-                            (f"diff warm, 2 sides, {a.jobs} jobs", diff)):
-        print(f"{name:>36}: wall {w:7.1f} s  cpu {c:7.1f} s  {n / w:9,.0f} records/s")
-    print(f"warm vs cold: {cold[0] / warm[0]:.2f}x faster (wall), {cold[1] / warm[1]:.2f}x (cpu)")
-    print(f"diff vs one warm replay: {diff[0] / warm[0]:.2f}x the wall time for twice the work")
+    rows = (("replay cold (decode, track, write caches)", cold), ("replay warm, decoded cache only", warm_cache),
+            ("replay warm, decoded cache + tape", warm_tape),
+            (f"diff warm, cache only, {a.jobs} jobs", diffs[False]),
+            (f"diff warm, cache + tape, {a.jobs} jobs", diffs[True]))
+    for name, (w, c, n, _) in rows:
+        print(f"{name:>42}: wall {w:7.1f} s  cpu {c:7.1f} s  {n / w:9,.0f} records/s")
+    same = all(r[3] == cold[3] for _, r in rows)
+    print(f"incident lines of every warm run == the cold run's: {'yes' if same else 'NO'}")
+    for name, run in (("decoded cache only", warm_cache), ("decoded cache + tape", warm_tape)):
+        print(f"replay warm ({name}) vs cold: {cold[0] / run[0]:.2f}x faster (wall), {cold[1] / run[1]:.2f}x (cpu)")
+    print(f"diff with the tape vs without: {diffs[False][0] / diffs[True][0]:.2f}x faster (wall), "
+          f"{diffs[False][1] / diffs[True][1]:.2f}x (cpu)")
     print(f"load average after: {os.getloadavg()}")
-    return 0
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

@@ -199,51 +199,67 @@ class Tracker:
         R = np.array([o.cov for o in obs], dtype=float).reshape(k, 2, 2)
         t_obs = np.array([o.time_us for o in obs], dtype=np.int64)
         self._scan_no += 1
-        n = len(self.tracks)
-        assigned_t = assigned_k = np.zeros(0, dtype=np.intp)
-        near_miss = np.zeros(k, dtype=bool)
-        if n:
-            ti, kj, d2, cost, gate = self._candidates(obs, z, R, t_obs)
-            log_det_s = cost - d2 + np.where(gate > cfg.gate_d2, cfg.hint_bonus, 0.0)
-            feasible = d2 <= gate
-            confirmed = np.fromiter((t.confirmed for t in self.tracks), dtype=bool, count=n)[ti]
-            first = feasible & (confirmed | (gate > cfg.gate_d2))      # wider gate = hinted pair
-            t1, k1 = association.solve_gnn(ti[first], kj[first], cost[first], n, k)
-            taken_t = np.zeros(n, dtype=bool)
-            taken_k = np.zeros(k, dtype=bool)
-            taken_t[t1] = True
-            taken_k[k1] = True
-            second = feasible & ~confirmed & ~taken_t[ti] & ~taken_k[kj]
-            t2, k2 = association.solve_gnn(ti[second], kj[second], cost[second], n, k)
-            taken_k[k2] = True
-            assigned_t, assigned_k = np.concatenate([t1, t2]), np.concatenate([k1, k2])
-            # ln of (gate area / the detection's own error area)^2 of each assigned pair
-            pair = np.searchsorted(ti * k + kj, assigned_t * k + assigned_k)
-            spread = log_det_s[pair] - np.log(R[assigned_k, 0, 0] * R[assigned_k, 1, 1] - R[assigned_k, 0, 1] ** 2)
-            miss = confirmed & ~taken_t[ti] & ~taken_k[kj] & (d2 <= cfg.near_miss_d2)
-            near_miss[kj[miss]] = True
-            self.near_misses += int(near_miss.sum())
+        assigned_t, assigned_k, weak, near_miss = self._associate(obs, z, R, t_obs)
         updates = []
         if assigned_t.size:
-            order = np.argsort(assigned_k, kind="stable")           # detection order: deterministic output
-            assigned_t, assigned_k, spread = assigned_t[order], assigned_k[order], spread[order]
-            weak = spread > 2.0 * np.log(cfg.weak_hit_area_ratio)
             t_new = np.maximum(self.t_us[assigned_t], t_obs[assigned_k])
             dt = (t_new - self.t_us[assigned_t]) / 1e6
             xp, Pp = kalman.predict(self.x[assigned_t], self.P[assigned_t], dt, cfg.process_noise)
             xn, Pn = kalman.update(xp, Pp, z[assigned_k], R[assigned_k])
-            self.x[assigned_t], self.P[assigned_t], self.t_us[assigned_t] = xn, Pn, t_new
-            self.recent_scans[assigned_t, 1:] = self.recent_scans[assigned_t, :-1]
-            self.recent_scans[assigned_t, 0] = self._scan_no
-            for ti_, ki_, weak_ in zip(assigned_t.tolist(), assigned_k.tolist(), weak.tolist()):
-                self._credit(self.tracks[ti_], obs[ki_], weak_)
-            updates.extend(self._updates(assigned_t))
+            updates.extend(self._apply(obs, assigned_t, assigned_k, weak, xn, Pn, t_new))
         free = np.ones(k, dtype=bool)
         free[assigned_k] = False
         new_k = np.flatnonzero(free & ~near_miss)
         if new_k.size:
-            updates.extend(self._start(obs, new_k, z, R, t_obs))
+            vel = np.array([o.velocity if o.velocity is not None else (np.nan, np.nan)
+                            for o in (obs[j] for j in new_k)])
+            x0, P0 = kalman.initial_state(z[new_k], R[new_k], vel, self.config.init_sigma_v)
+            updates.extend(self._start(obs, new_k, x0, P0, t_obs[new_k]))
         return updates
+
+    def _associate(self, obs, z, R, t_obs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The scan's association: (assigned track indices, their detection indices, in detection order;
+        whether each hit is weak; which detections are near misses of a confirmed track). No state but the
+        near-miss counter changes (a what-if tape records exactly this and replays the rest)."""
+        cfg = self.config
+        k = len(obs)
+        n = len(self.tracks)
+        near_miss = np.zeros(k, dtype=bool)
+        if not n:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty, np.zeros(0, dtype=bool), near_miss
+        ti, kj, d2, cost, gate = self._candidates(obs, z, R, t_obs)
+        log_det_s = cost - d2 + np.where(gate > cfg.gate_d2, cfg.hint_bonus, 0.0)
+        feasible = d2 <= gate
+        confirmed = np.fromiter((t.confirmed for t in self.tracks), dtype=bool, count=n)[ti]
+        first = feasible & (confirmed | (gate > cfg.gate_d2))      # wider gate = hinted pair
+        t1, k1 = association.solve_gnn(ti[first], kj[first], cost[first], n, k)
+        taken_t = np.zeros(n, dtype=bool)
+        taken_k = np.zeros(k, dtype=bool)
+        taken_t[t1] = True
+        taken_k[k1] = True
+        second = feasible & ~confirmed & ~taken_t[ti] & ~taken_k[kj]
+        t2, k2 = association.solve_gnn(ti[second], kj[second], cost[second], n, k)
+        taken_k[k2] = True
+        assigned_t, assigned_k = np.concatenate([t1, t2]), np.concatenate([k1, k2])
+        # ln of (gate area / the detection's own error area)^2 of each assigned pair
+        pair = np.searchsorted(ti * k + kj, assigned_t * k + assigned_k)
+        spread = log_det_s[pair] - np.log(R[assigned_k, 0, 0] * R[assigned_k, 1, 1] - R[assigned_k, 0, 1] ** 2)
+        miss = confirmed & ~taken_t[ti] & ~taken_k[kj] & (d2 <= cfg.near_miss_d2)
+        near_miss[kj[miss]] = True
+        self.near_misses += int(near_miss.sum())
+        order = np.argsort(assigned_k, kind="stable")           # detection order: deterministic output
+        assigned_t, assigned_k, spread = assigned_t[order], assigned_k[order], spread[order]
+        return assigned_t, assigned_k, spread > 2.0 * np.log(cfg.weak_hit_area_ratio), near_miss
+
+    def _apply(self, obs, assigned_t, assigned_k, weak, xn, Pn, t_new) -> list[TrackUpdate]:
+        """The assigned tracks take their updated filter states (xn, Pn at t_new) and credit their detections."""
+        self.x[assigned_t], self.P[assigned_t], self.t_us[assigned_t] = xn, Pn, t_new
+        self.recent_scans[assigned_t, 1:] = self.recent_scans[assigned_t, :-1]
+        self.recent_scans[assigned_t, 0] = self._scan_no
+        for ti_, ki_, weak_ in zip(assigned_t.tolist(), assigned_k.tolist(), weak.tolist()):
+            self._credit(self.tracks[ti_], obs[ki_], weak_)
+        return self._updates(assigned_t)
 
     def _candidates(self, obs, z, R, t_obs):
         """Candidate (track, detection) pairs from the KD-tree, with d^2, cost and each pair's gate."""
@@ -306,18 +322,17 @@ class Tracker:
             track.confirmed_us = o.time_us
             self.confirmed_total += 1
 
-    def _start(self, obs, new_k, z, R, t_obs) -> list[TrackUpdate]:
-        vel = np.array([o.velocity if o.velocity is not None else (np.nan, np.nan) for o in (obs[j] for j in new_k)])
-        x0, P0 = kalman.initial_state(z[new_k], R[new_k], vel, self.config.init_sigma_v)
+    def _start(self, obs, new_k, x0, P0, t0) -> list[TrackUpdate]:
+        """New tracks on detections `new_k`, with initial filter states x0, P0 at times t0."""
         first = len(self.tracks)
         self.x = np.concatenate([self.x, x0])
         self.P = np.concatenate([self.P, P0])
-        self.t_us = np.concatenate([self.t_us, t_obs[new_k]])
+        self.t_us = np.concatenate([self.t_us, t0])
         recent = np.full((new_k.size, RECENT_SCANS), -1, dtype=np.int64)
         recent[:, 0] = self._scan_no
         self.recent_scans = np.concatenate([self.recent_scans, recent])
-        for j in new_k.tolist():
-            track = Track(id=f"trk-{self._next_id:06d}", created_us=int(t_obs[j]))
+        for j, t in zip(new_k.tolist(), t0.tolist()):
+            track = Track(id=f"trk-{self._next_id:06d}", created_us=int(t))
             self._next_id += 1
             self._index[track.id] = len(self.tracks)
             self.tracks.append(track)

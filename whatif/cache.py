@@ -249,11 +249,13 @@ def _records_with_position(capture: Path | str) -> Iterator[tuple[RawRecord, flo
 
 def decoded_batches(capture: Path | str, pipeline, settings, *, chunk: int, cache_dir: Path | str | None = None,
                     log: Callable[[str], None] = _stderr,
-                    progress: Callable[[int, float], None] | None = None) -> Iterator[DecodedBatch]:
+                    progress: Callable[[int, float], None] | None = None,
+                    key: CacheKey | None = None) -> Iterator[DecodedBatch]:
     """The capture's decoded batches of `chunk` records: from the cache when there is one for this capture
     and decoder, else decoded by `pipeline.decode` and written to the cache once all are read (a capture
-    with a bad line raises before anything is written). `progress(records, share of the file)` while decoding."""
-    key = CacheKey.of(capture, settings, chunk)
+    with a bad line raises before anything is written). `progress(records, share of the file)` while decoding;
+    `key`: the capture's CacheKey when the caller has it already (hashing a day's capture takes a while)."""
+    key = key if key is not None else CacheKey.of(capture, settings, chunk)
     directory = key.directory(cache_dir)
     if (directory / "meta.json").is_file():
         try:

@@ -18,7 +18,11 @@ def register(sub):
         "difference is a hit, a duplicate or a false alarm. Both rules files are validated before any work. "
         "The capture is decoded once into a cache beside it (or under --cache-dir, or "
         "~/.cache/borderfuse/decoded when its folder is read-only), keyed by its content hash and the "
-        "decoder's version; later what-ifs and `replay --cache` of it skip decoding. The two sides run in "
+        "decoder's version; later what-ifs and `replay --cache` of it skip decoding. The tracker's work is "
+        "cached too: the first run records a tracker tape in the cache (keyed by the rules' [tracker] section, "
+        "the pipeline settings and the fusion code), and later runs of any decision rules with that [tracker] "
+        "section replay it instead of tracking again (same output, a fraction of the time); a side whose "
+        "[tracker] differs runs the tracker (and records its own tape). The two sides run in "
         "parallel processes. Progress (%, records/s, time left) on stderr; the table on stdout.")
     p.add_argument("capture", metavar="CAPTURE", help="capture file (.jsonl or .jsonl.gz)")
     p.add_argument("rules_a", metavar="A.toml", help="the rules in force (e.g. fusion/rules.toml)")
@@ -33,6 +37,8 @@ def register(sub):
                    help="processes for the two sides (default: the machine's cores, at most 2; 1 = one after "
                    "the other in this process)")
     p.add_argument("--cache-dir", metavar="DIR", help="where the decoded cache goes (default: beside the capture)")
+    p.add_argument("--no-tape", action="store_true", help="run the tracker on both sides even when a tracker "
+                   "tape exists, and record none")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)
 
@@ -76,9 +82,13 @@ def _run(args) -> int:
                              progress=on_decode)
         decoded_s = time.perf_counter() - started
         results = run_both(cache.directory, {"a": args.rules_a, "b": args.rules_b}, args.settings,
-                           jobs=args.jobs or min(2, _cores()), total_records=cache.records, quiet=args.quiet)
+                           jobs=args.jobs or min(2, _cores()), total_records=cache.records, quiet=args.quiet,
+                           tape=not args.no_tape)
     except (CaptureFormatError, CacheError, WhatIfError, OSError) as exc:
         return _fail(str(exc))
+    what = {"read": "replayed the tracker tape", "record": "ran the tracker and recorded its tape",
+            "off": "ran the tracker"}
+    log("tracker: " + "; ".join(f"side {k} {what[r.tape]}" for k, r in sorted(results.items())))
     views = {k: compare.incidents_from_lines(r.incident_lines) for k, r in results.items()}
     diff = compare.compare(views["a"], views["b"])
     sides = {k: report.Side(r.rules_file, views[k], r.stats, r.elapsed_s,

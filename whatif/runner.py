@@ -3,7 +3,9 @@
 Each side runs the live service's pipeline (`Pipeline.process_decoded`) over the cached batches in a
 process of its own (spawned: nothing of the parent's state is shared), reporting how many records it
 has done; the parent prints %, records/s and time left on stderr and collects each side's incident
-lines and counters.
+lines and counters. With `tape`, a side replays the tracker tape of its `[tracker]` section when the cache
+holds one (`borderfuse.whatif.tape_store`), else runs the tracker; the first side of each `[tracker]`
+section records the tape for the next run.
 """
 from __future__ import annotations
 
@@ -32,11 +34,15 @@ class SideResult:
     stats: dict                    # PipelineStats.as_dict()
     records: int
     elapsed_s: float
+    tape: str = "off"              # the tracker tape: "read" (replayed), "record" (recorded), "off" (tracker ran)
 
 
-def run_side(name: str, cache_dir: str, rules_file: str, settings, report: Callable[[str, int], None] | None = None
-             ) -> SideResult:
-    """The pipeline with `rules_file` over the decoded cache at `cache_dir`."""
+def run_side(name: str, cache_dir: str, rules_file: str, settings, report: Callable[[str, int], None] | None = None,
+             tape: str = "off") -> SideResult:
+    """The pipeline with `rules_file` over the decoded cache at `cache_dir`; `tape`: "off" (run the tracker),
+    "read" (replay the cache's tracker tape if there is one, else run the tracker), "record" (replay it if
+    there is one, else run the tracker and record it)."""
+    from borderfuse.whatif.tape_store import TapeSession
     from borderfuse.geo.geography import Geography
     from borderfuse.fusion.rules import load_rules
     from borderfuse.ingest.pipeline import Pipeline
@@ -50,6 +56,7 @@ def run_side(name: str, cache_dir: str, rules_file: str, settings, report: Calla
     pipeline = Pipeline(Geography.load(settings.icd.geo_dir), load_rules(rules_file), settings.icd.schemas_dir,
                         plates=plates, allowed_lateness_s=settings.fusion.allowed_lateness_s,
                         duplicate_window_s=settings.fusion.duplicate_window_s)
+    session = TapeSession(pipeline, cache_dir, record=tape == "record") if tape != "off" else None
     lines: list[dict] = []
     done = 0
     last = started
@@ -62,14 +69,17 @@ def run_side(name: str, cache_dir: str, rules_file: str, settings, report: Calla
             last = now
             report(name, done)
     lines += [inc.to_json_dict() for inc in pipeline.flush().incidents]
+    if session is not None:
+        session.finish(flushed=True)
     if report is not None:
         report(name, done)
-    return SideResult(name, str(rules_file), lines, pipeline.stats.as_dict(), done, time.perf_counter() - started)
+    return SideResult(name, str(rules_file), lines, pipeline.stats.as_dict(), done, time.perf_counter() - started,
+                      session.mode if session is not None else "off")
 
 
-def _worker(name: str, cache_dir: str, rules_file: str, settings, out) -> None:
+def _worker(name: str, cache_dir: str, rules_file: str, settings, out, tape: str = "off") -> None:
     try:
-        result = run_side(name, cache_dir, rules_file, settings, lambda side, n: out.put(("progress", side, n)))
+        result = run_side(name, cache_dir, rules_file, settings, lambda side, n: out.put(("progress", side, n)), tape)
         out.put(("done", name, result))
     except BaseException as exc:   # reported to the parent, which exits non-zero with it
         out.put(("error", name, f"{type(exc).__name__}: {exc}"))
@@ -102,11 +112,25 @@ class Progress:
             print(self.line(done, now), file=self.stream, flush=True)
 
 
+def tape_modes(rules: dict[str, Path | str]) -> dict[str, str]:
+    """Per side, how it uses the tracker tape: the first side of each `[tracker]` section may record it, the
+    others with the same section only read it (one recording per tape; sides run at the same time)."""
+    from borderfuse.fusion.rules import load_rules
+    seen, modes = set(), {}
+    for name, rules_file in rules.items():
+        tracker = load_rules(rules_file).tracker
+        modes[name] = "read" if tracker in seen else "record"
+        seen.add(tracker)
+    return modes
+
+
 def run_both(cache_dir: Path | str, rules: dict[str, Path | str], settings, *, jobs: int | None = None,
-             total_records: int, quiet: bool = False) -> dict[str, SideResult]:
+             total_records: int, quiet: bool = False, tape: bool = True) -> dict[str, SideResult]:
     """Run every named rule set over the cache, `jobs` processes at once (default: the cores, at most one
-    per side); progress counts the records of all sides together."""
+    per side); progress counts the records of all sides together. `tape`: use and record tracker tapes
+    (`tape_modes`); False runs the tracker on every side."""
     jobs = min(len(rules), jobs or os.cpu_count() or 1)
+    modes = tape_modes(rules) if tape else {name: "off" for name in rules}
     progress = Progress(total_records * len(rules), enabled=not quiet)
     done: dict[str, int] = {name: 0 for name in rules}
     results: dict[str, SideResult] = {}
@@ -115,11 +139,11 @@ def run_both(cache_dir: Path | str, rules: dict[str, Path | str], settings, *, j
             done[side] = n
             progress.update(sum(done.values()))
         for name, rules_file in rules.items():
-            results[name] = run_side(name, str(cache_dir), str(rules_file), settings, report)
+            results[name] = run_side(name, str(cache_dir), str(rules_file), settings, report, modes[name])
         return results
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(name, str(cache_dir), str(rules_file), settings, out),
+    procs = [ctx.Process(target=_worker, args=(name, str(cache_dir), str(rules_file), settings, out, modes[name]),
                          name=f"borderfuse-diff-{name}", daemon=True) for name, rules_file in rules.items()]
     for p in procs:
         p.start()

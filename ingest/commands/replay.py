@@ -33,7 +33,12 @@ def register(sub):
                    "held and decides crossings waiting for their class)")
     p.add_argument("--cache", action="store_true", help="use the decoded-observation cache beside the capture "
                    "(or ~/.cache/borderfuse/decoded when its folder is read-only): the first run decodes and "
-                   "writes it, later runs of the same capture and decoder skip decoding; same output")
+                   "writes it, later runs of the same capture and decoder skip decoding; same output. The "
+                   "tracker's work is cached too (a tracker tape in the cache, keyed by the rules' [tracker] "
+                   "section, the pipeline settings and the fusion code): a later run with any other decision "
+                   "rules but the same [tracker] replays it instead of tracking again; same output")
+    p.add_argument("--no-tape", action="store_true", help="with --cache: run the tracker even when a tracker "
+                   "tape exists, and record none")
     p.set_defaults(func=_run)
 
 
@@ -41,6 +46,7 @@ def _run(args) -> int:
     from borderfuse.fusion.rules import RulesError
     from borderfuse.capture.files import CaptureFormatError, format_record, read_capture
     from borderfuse.ingest.pipeline import Pipeline
+    from borderfuse.fusion.tape import TapeError
 
     try:
         pipeline = Pipeline.from_settings(args.settings, rules_file=args.rules, collect_tracks=bool(args.tracks))
@@ -66,10 +72,16 @@ def _run(args) -> int:
             for rep in pipeline.take_track_reports():
                 tracks.write(json.dumps(rep.to_json_dict(), separators=(",", ":")) + "\n")
 
+    tape = None
     try:
         if args.cache:
-            from borderfuse.whatif.cache import decoded_batches
-            batches = decoded_batches(args.capture, pipeline, args.settings, chunk=CHUNK)
+            from borderfuse.whatif.cache import CacheKey, decoded_batches
+            from borderfuse.whatif.tape_store import open_tape
+            key = CacheKey.of(args.capture, args.settings, CHUNK)
+            log = (lambda m: print(m, file=sys.stderr, flush=True))
+            if not args.no_tape:
+                tape = open_tape(pipeline, key.directory(), record=not args.as_live, log=log)
+            batches = decoded_batches(args.capture, pipeline, args.settings, chunk=CHUNK, key=key)
         else:
             batches = map(pipeline.decode, _chunks(read_capture(args.capture)))
         for batch in batches:
@@ -82,7 +94,9 @@ def _run(args) -> int:
                       f"{pipeline.active_tracks} tracks", file=sys.stderr)
         if not args.as_live:
             emit(pipeline.flush())
-    except (CaptureFormatError, FileNotFoundError) as exc:
+        if tape is not None:
+            tape.finish(flushed=not args.as_live)
+    except (CaptureFormatError, FileNotFoundError, TapeError) as exc:
         print(f"borderfuse replay: {exc}", file=sys.stderr)
         return 2
     finally:
