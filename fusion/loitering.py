@@ -120,11 +120,22 @@ class LoiteringDetector:
         return hits
 
     def may_complete(self, track_id: str, time_us: int) -> bool:
-        """Whether an update of the track at `time_us` could complete a dwell not raised yet (its samples
-        reach back `duration_s`): the cheap test that chooses what to look ahead on."""
+        """Whether an update of the track at `time_us` could complete a dwell not raised yet: the cheap test
+        that chooses what to look ahead on. Necessary conditions only, each of which one more point cannot
+        mend: the samples reach back `duration_s`, those of the window are all near the border, and their
+        extent on each axis fits the circle's diameter (the circle of `_dwell_complete` is centred on the
+        bounding box, so it needs at least half the width and half the height)."""
         st = self._state.get(track_id)
-        return (st is not None and st.raised_center is None
-                and _window_oldest(st.samples, time_us - int(self.rule.duration_s * 1e6)) is not None)
+        if st is None or st.raised_center is not None or not st.samples or not st.samples[-1][3]:
+            return False   # (the newest sample is in every window: one away from the border ends it at once)
+        oldest = _window_oldest(st.samples, time_us - int(self.rule.duration_s * 1e6))
+        if oldest is None:
+            return False
+        window = [s for s in st.samples if s[0] >= oldest]
+        if not all(s[3] for s in window):
+            return False
+        xs, ys = [s[1] for s in window], [s[2] for s in window]
+        return max(max(xs) - min(xs), max(ys) - min(ys)) <= 2.0 * self.rule.radius_m
 
     def look_ahead(self, updates: list[TrackUpdate], classes: dict[str, str]) -> list[LoiterHit]:
         """Dwells that provisional track updates (the tracker's filter run on observations still held behind

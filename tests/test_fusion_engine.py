@@ -1,6 +1,7 @@
 """FusionEngine on synthetic observations in the real ICD geography: each incident rule end to end."""
 from __future__ import annotations
 
+import collections
 import random
 
 import attrs
@@ -244,6 +245,24 @@ def test_look_ahead_decides_a_dwell_on_observations_still_held(hinted, enabled, 
     later = engine.process([o for o in obs if o.time_us > watermark], obs[-1].time_us + 60_000_000) + engine.flush()
     # the tracker's own update of the track finds the dwell raised; without the look-ahead it is raised now
     assert [i.type for i in early + later] == (["loitering"] if enabled else [])
+
+
+@pytest.mark.parametrize("samples, raised, expected", [
+    ([(0, 0.0, 0.0, True), (150, 40.0, 0.0, True), (299, 0.0, 60.0, True)], False, True),      # fits so far
+    ([(0, 0.0, 0.0, True), (150, 40.0, 0.0, True)], False, True),                             # reaches back 300 s
+    ([(10, 0.0, 0.0, True), (150, 40.0, 0.0, True)], False, False),                           # not yet 300 s
+    ([(0, 0.0, 0.0, True), (150, 310.0, 0.0, True)], False, False),                           # wider than 2 r
+    ([(0, 0.0, 0.0, True), (150, 0.0, 0.0, False)], False, False),                            # left the zone
+    ([(-60, 900.0, 0.0, False), (0, 0.0, 0.0, True), (150, 40.0, 0.0, True)], False, True),   # before the window
+    ([(0, 0.0, 0.0, True), (150, 40.0, 0.0, True)], True, False),                             # already raised
+])
+def test_a_dwell_is_looked_ahead_on_only_when_one_more_point_could_complete_it(samples, raised, expected):
+    from borderfuse.fusion.loitering import LoiteringDetector, _Dwell
+
+    detector = LoiteringDetector(GEO, RULES, 50.0)
+    detector._state["trk-1"] = _Dwell(collections.deque((T0 + t * 1_000_000, x, y, near) for t, x, y, near in samples),
+                                      (0.0, 0.0) if raised else None)
+    assert detector.may_complete("trk-1", T0 + 300_000_000) is expected
 
 
 def test_loitering_far_from_the_border_raises_nothing():
