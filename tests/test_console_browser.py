@@ -78,9 +78,16 @@ def log_in(driver, base: str, user: str = "supervisor", password: str = PASSWORD
 
 
 def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1):
+    """Poll `predicate` until it is true. An element that went stale (the page was replaced between finding it
+    and reading it, e.g. the login form's post loading its answer) counts as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout_s
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
