@@ -27,26 +27,25 @@ SAMPLE = Path(__file__).resolve().parent.parent.parent / "shared" / "scenarios" 
 CHUNK = 2000   # the replay command's and the what-if's batch size
 
 
+def _head_of_sample(tmp_path_factory, name: str, records: int) -> Path:
+    if not SAMPLE.exists():
+        pytest.skip("sample scenario not present")
+    path = tmp_path_factory.mktemp(name) / "small.jsonl.gz"
+    with gzip.open(path, "wt", encoding="ascii") as f:
+        f.writelines(format_record(r) + "\n" for r in itertools.islice(read_capture(SAMPLE), records))
+    return path
+
+
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
     """The sample's first 20000 records (a hotlist hit, a border crossing, merges, late observations)."""
-    if not SAMPLE.exists():
-        pytest.skip("sample scenario not present")
-    path = tmp_path_factory.mktemp("capture") / "small.jsonl.gz"
-    with gzip.open(path, "wt", encoding="ascii") as f:
-        f.writelines(format_record(r) + "\n" for r in itertools.islice(read_capture(SAMPLE), 20_000))
-    return path
+    return _head_of_sample(tmp_path_factory, "capture", 20_000)
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     """The sample's first 5000 records: enough tracking for the storage tests."""
-    if not SAMPLE.exists():
-        pytest.skip("sample scenario not present")
-    path = tmp_path_factory.mktemp("small") / "small.jsonl.gz"
-    with gzip.open(path, "wt", encoding="ascii") as f:
-        f.writelines(format_record(r) + "\n" for r in itertools.islice(read_capture(SAMPLE), 5000))
-    return path
+    return _head_of_sample(tmp_path_factory, "small", 5000)
 
 
 @pytest.fixture(scope="module")
